@@ -17,7 +17,7 @@
 #define VEIL_PAD_MIN_BYTES 64U
 #define VEIL_MAX_PLAINTEXT_BYTES 65536U
 /** padme(65537): the largest padded length. */
-#define VEIL_PAD_MAX_BYTES 69632U
+#define VEIL_PAD_MAX_BYTES 67584U
 
 /** \brief The Padmé bucket of L (L >= 2). */
 size_t veil_padme(size_t L);

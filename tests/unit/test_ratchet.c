@@ -1,0 +1,456 @@
+/* SPDX-License-Identifier: ISC */
+/* Double Ratchet with header encryption (SPEC.md 6, tests/vectors/ratchet.json). */
+#include "test_util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "veil_ratchet.h"
+
+#define MSG_CAP (VEIL_DR_OVERHEAD_BYTES + 4096)
+
+static veil_session alice, bob, snap;
+
+/* ---- the vector conversation ---- */
+
+typedef struct stored_msg {
+    uint8_t *ct;
+    size_t len;
+} stored_msg;
+
+static void test_vector_conversation(void **state)
+{
+    cJSON *root = vt_load("ratchet");
+    const cJSON *ev;
+    veil_x3dh_secret x;
+    uint8_t bob_spk_sk[32], bob_spk_pk[32], pk[32];
+    vt_replay_rng rr;
+    veil_rng rng = vt_replay_rng_of(&rr);
+    stored_msg msgs[64];
+    int encrypts = 0, decrypts = 0, errors = 0, dh_steps = 0;
+    int last_sender = -1;
+
+    (void)state;
+    memset(msgs, 0, sizeof msgs);
+    vt_hex_into(root, "sk", x.sk, 32);
+    vt_hex_into(root, "hka", x.hka, 32);
+    vt_hex_into(root, "nhkb", x.nhkb, 32);
+    vt_hex_into(root, "ad", x.ad, VEIL_AD_BYTES);
+    vt_hex_into(root, "bob_spk_sk", bob_spk_sk, 32);
+    vt_hex_into(root, "bob_spk_pk", bob_spk_pk, 32);
+    crypto_scalarmult_base(pk, bob_spk_sk);
+    assert_memory_equal(pk, bob_spk_pk, 32);
+
+    vt_replay_init(&rr);
+    {
+        uint8_t r[32];
+        vt_hex_into(root, "alice_init_rng", r, 32);
+        vt_replay_push(&rr, r, 32);
+    }
+    assert_veil_ok(veil_session_init_initiator(&alice, &x, bob_spk_pk, &rng));
+    vt_replay_assert_drained(&rr);
+    veil_session_init_responder(&bob, &x, bob_spk_sk);
+
+    cJSON_ArrayForEach(ev, vt_get(root, "events"))
+    {
+        const char *op = vt_str(ev, "op");
+        int is_alice = strcmp(vt_str(ev, "party"), "alice") == 0;
+        veil_session *me = is_alice ? &alice : &bob;
+        long id = vt_int(ev, "id");
+
+        assert_true(id >= 0 && id < 64);
+        if (strcmp(op, "encrypt") == 0) {
+            size_t rlen, pt_len, ct_len, out_len;
+            uint8_t *r = vt_hex(ev, "rng", &rlen), *pt = vt_hex(ev, "plaintext", &pt_len);
+            uint8_t *want = vt_hex(ev, "ciphertext", &ct_len);
+            uint8_t out[MSG_CAP];
+
+            vt_replay_push(&rr, r, rlen);
+            assert_veil_ok(veil_session_encrypt(me, out, sizeof out, &out_len, pt, pt_len, &rng));
+            vt_replay_assert_drained(&rr);
+            assert_int_equal(out_len, ct_len);
+            assert_memory_equal(out, want, ct_len);
+            msgs[id].ct = want;
+            msgs[id].len = ct_len;
+            if (last_sender != is_alice) {
+                dh_steps++;
+                last_sender = is_alice;
+            }
+            free(r);
+            free(pt);
+            encrypts++;
+        } else {
+            uint8_t out[MSG_CAP], ct[MSG_CAP];
+            size_t out_len;
+            const cJSON *tamper = cJSON_GetObjectItemCaseSensitive(ev, "tamper");
+            int rc;
+
+            assert_non_null(msgs[id].ct);
+            memcpy(ct, msgs[id].ct, msgs[id].len);
+            if (tamper != NULL) {
+                long off = vt_int(tamper, "offset");
+                assert_true(off >= 0 && (size_t)off < msgs[id].len);
+                ct[off] ^= (uint8_t)vt_int(tamper, "xor");
+            }
+            snap = *me;
+            rc = veil_session_decrypt(me, out, sizeof out, &out_len, ct, msgs[id].len);
+            if (cJSON_GetObjectItemCaseSensitive(ev, "error") != NULL) {
+                assert_veil_err(rc, vt_err(vt_str(ev, "error")));
+                assert_memory_equal(&snap, me, sizeof snap); /* failed decryption changes nothing */
+                assert_int_equal(out_len, 0);
+                errors++;
+            } else {
+                size_t pt_len;
+                uint8_t *pt = vt_hex(ev, "plaintext", &pt_len);
+                assert_veil_ok(rc);
+                assert_int_equal(out_len, pt_len);
+                assert_memory_equal(out, pt, pt_len);
+                free(pt);
+                decrypts++;
+            }
+        }
+    }
+    assert_true(encrypts >= 20);
+    assert_true(dh_steps >= 4);
+    assert_true(decrypts >= 18);
+    assert_true(errors >= 3);
+    for (size_t i = 0; i < 64; i++) {
+        free(msgs[i].ct);
+    }
+    {
+        const cJSON *sk = cJSON_GetObjectItemCaseSensitive(root, "skip_limit");
+        if (sk != NULL) {
+            /* The ESKIP scenario: a fresh pair; only the message far ahead is delivered. */
+            size_t ct_len, out_len;
+            uint8_t *ct = vt_hex(sk, "ciphertext", &ct_len), out[MSG_CAP];
+            veil_session_init_responder(&bob, &x, bob_spk_sk);
+            snap = bob;
+            assert_veil_err(veil_session_decrypt(&bob, out, sizeof out, &out_len, ct, ct_len),
+                            vt_err(vt_str(sk, "error")));
+            assert_memory_equal(&snap, &bob, sizeof snap);
+            free(ct);
+        }
+    }
+    cJSON_Delete(root);
+}
+
+/* ---- property tests on sessions made through X3DH ---- */
+
+static void make_pair(veil_session *a, veil_session *b, const veil_rng *rng)
+{
+    static veil_keyring kr;
+    veil_identity ia;
+    veil_bundle bundle;
+    veil_x3dh_secret xa, xb;
+    veil_x3dh_init init;
+    const veil_spk *spk;
+    size_t added;
+
+    veil_identity_generate(&ia, rng);
+    veil_keyring_init(&kr, rng, 0);
+    assert_veil_ok(veil_keyring_add_opks(&kr, 1, &added, rng));
+    veil_keyring_bundle(&kr, &kr.opk[0], &bundle);
+    assert_veil_ok(veil_x3dh_initiate(&xa, &init, &ia, &bundle, rng));
+    assert_veil_ok(veil_x3dh_respond(&xb, &spk, &kr, &init));
+    assert_veil_ok(veil_session_init_initiator(a, &xa, spk->pk, rng));
+    veil_session_init_responder(b, &xb, spk->sk);
+    veil_x3dh_secret_wipe(&xa);
+    veil_x3dh_secret_wipe(&xb);
+    veil_keyring_wipe(&kr);
+}
+
+static size_t enc(veil_session *s, uint8_t *out, const char *text, const veil_rng *rng)
+{
+    size_t len;
+
+    assert_veil_ok(veil_session_encrypt(s, out, MSG_CAP, &len, (const uint8_t *)text, strlen(text), rng));
+    return len;
+}
+
+static void dec_expect(veil_session *s, const uint8_t *ct, size_t len, const char *text)
+{
+    uint8_t out[MSG_CAP];
+    size_t out_len;
+
+    assert_veil_ok(veil_session_decrypt(s, out, sizeof out, &out_len, ct, len));
+    assert_int_equal(out_len, strlen(text));
+    assert_memory_equal(out, text, out_len);
+}
+
+static void dec_fail(veil_session *s, const uint8_t *ct, size_t len, int err)
+{
+    uint8_t out[MSG_CAP];
+    size_t out_len = 1;
+
+    snap = *s;
+    memset(out, 0xcc, sizeof out);
+    assert_veil_err(veil_session_decrypt(s, out, sizeof out, &out_len, ct, len), err);
+    assert_memory_equal(&snap, s, sizeof snap);
+    assert_int_equal(out_len, 0);
+    assert_true(sodium_is_zero(out, sizeof out));
+}
+
+static void test_random_out_of_order(void **state)
+{
+    veil_drbg d, d2;
+    veil_rng rng = vt_seeded_rng(&d, 20), shuffle = vt_seeded_rng(&d2, 21);
+    static uint8_t ct[40][MSG_CAP];
+    size_t len[40];
+    char text[40][32];
+    int round;
+
+    (void)state;
+    make_pair(&alice, &bob, &rng);
+    for (round = 0; round < 12; round++) {
+        veil_session *from = round % 2 == 0 ? &alice : &bob;
+        veil_session *to = round % 2 == 0 ? &bob : &alice;
+        int n = 1 + round % 5, i, order[40];
+
+        if (round == 1) {
+            n = 3; /* bob replies only after alice's first message arrived */
+        }
+        for (i = 0; i < n; i++) {
+            snprintf(text[i], sizeof text[i], "round %d message %d", round, i);
+            len[i] = enc(from, ct[i], text[i], &rng);
+            order[i] = i;
+        }
+        /* Deliver in a shuffled order (Fisher-Yates from the seeded generator). */
+        for (i = n - 1; i > 0; i--) {
+            uint8_t r;
+            int j, t;
+            veil_rng_fill(&shuffle, &r, 1);
+            j = r % (i + 1);
+            t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        for (i = 0; i < n; i++) {
+            dec_expect(to, ct[order[i]], len[order[i]], text[order[i]]);
+        }
+        for (i = 0; i < n; i++) {
+            dec_fail(to, ct[i], len[i], VEIL_EREPLAY);
+        }
+        assert_int_equal(veil_session_skipped_count(to), 0);
+    }
+}
+
+static void test_tampering_changes_nothing(void **state)
+{
+    veil_drbg d;
+    veil_rng rng = vt_seeded_rng(&d, 30);
+    static uint8_t m1[MSG_CAP], m2[MSG_CAP], bad[MSG_CAP], other[MSG_CAP];
+    size_t l1, l2, lo, i;
+    static veil_session c, e;
+    const size_t offsets[] = { 0, 1, 24, 25, 60, 80, 81, 100 };
+
+    (void)state;
+    make_pair(&alice, &bob, &rng);
+    l1 = enc(&alice, m1, "first", &rng);
+    l2 = enc(&alice, m2, "second", &rng);
+    /* Every octet region: version, nonce, header, header tag, body, body tag. */
+    for (i = 0; i < sizeof offsets / sizeof offsets[0]; i++) {
+        memcpy(bad, m2, l2);
+        bad[offsets[i]] ^= 0x01;
+        dec_fail(&bob, bad, l2, offsets[i] == 0 ? VEIL_EVERSION : VEIL_EAUTH);
+    }
+    memcpy(bad, m2, l2);
+    bad[l2 - 1] ^= 0x80; /* last tag octet */
+    dec_fail(&bob, bad, l2, VEIL_EAUTH);
+    dec_fail(&bob, m2, l2 - 1, VEIL_EINVAL); /* "second" pads to the minimum: shorter than any message */
+    dec_fail(&bob, m2, 0, VEIL_EINVAL);
+    {
+        /* A longer message cut by one octet keeps a plausible length: the tag fails. */
+        const char *longer = "a message long enough to pad beyond the minimum bucket of sixty-four octets";
+        static veil_session a2, b2;
+        size_t ll;
+        a2 = alice;
+        b2 = bob;
+        ll = enc(&a2, bad, longer, &rng);
+        assert_true(ll > VEIL_DR_MIN_MESSAGE_BYTES);
+        dec_fail(&b2, bad, ll - 1, VEIL_EAUTH);
+        dec_expect(&b2, bad, ll, longer);
+    }
+    dec_fail(&bob, m2, 0, VEIL_EINVAL);
+    /* A message of another session: no header key opens it. */
+    make_pair(&c, &e, &rng);
+    lo = enc(&c, other, "elsewhere", &rng);
+    dec_fail(&bob, other, lo, VEIL_EAUTH);
+    /* The same keys under different associated data. */
+    c = bob;
+    c.ad[5] ^= 1;
+    dec_fail(&c, m1, l1, VEIL_EAUTH);
+    /* Output buffer too small. */
+    {
+        uint8_t small[16];
+        size_t out_len;
+        veil_session keep = bob;
+        assert_veil_err(veil_session_decrypt(&bob, small, sizeof small, &out_len, m1, l1), VEIL_ENOSPC);
+        assert_memory_equal(&keep, &bob, sizeof keep);
+    }
+    /* The genuine messages still decrypt after all of that, out of order. */
+    dec_expect(&bob, m2, l2, "second");
+    dec_expect(&bob, m1, l1, "first");
+    dec_fail(&bob, m1, l1, VEIL_EREPLAY);
+    dec_fail(&bob, m2, l2, VEIL_EREPLAY);
+}
+
+static void test_skip_limits(void **state)
+{
+    veil_drbg d;
+    veil_rng rng = vt_seeded_rng(&d, 40);
+    static uint8_t ct[MSG_CAP], first[MSG_CAP], scratch[MSG_CAP];
+    size_t len, flen, i;
+
+    (void)state;
+    make_pair(&alice, &bob, &rng);
+    flen = enc(&alice, first, "m0", &rng);
+    for (i = 1; i <= VEIL_DR_MAX_SKIP + 1; i++) {
+        len = enc(&alice, ct, "x", &rng);
+    }
+    /* message 1001 would skip 1001 keys (0..1000): refused, nothing stored */
+    dec_fail(&bob, ct, len, VEIL_ESKIP);
+    assert_int_equal(veil_session_skipped_count(&bob), 0);
+    dec_expect(&bob, first, flen, "m0");
+    /* now message 1001 skips 1..1000: exactly the limit */
+    dec_expect(&bob, ct, len, "x");
+    assert_int_equal(veil_session_skipped_count(&bob), VEIL_DR_MAX_SKIP);
+    /* One more skipped key evicts the oldest (message 1). */
+    len = enc(&alice, scratch, "y", &rng); /* 1002, delivered later */
+    len = enc(&alice, ct, "z", &rng);      /* 1003 */
+    dec_expect(&bob, ct, len, "z");
+    assert_int_equal(veil_session_skipped_count(&bob), VEIL_DR_MAX_SKIPPED);
+    assert_int_equal(bob.skipped[0].n, 2);
+    assert_int_equal(bob.skipped[VEIL_DR_MAX_SKIPPED - 1].n, 1002);
+}
+
+/* More chains with skipped keys than slots: the oldest chain's keys are dropped. */
+static void test_old_chains_dropped(void **state)
+{
+    veil_drbg d;
+    veil_rng rng = vt_seeded_rng(&d, 50);
+    static uint8_t lost[8][MSG_CAP], ct[MSG_CAP];
+    size_t lost_len[8], len;
+    int round;
+
+    (void)state;
+    make_pair(&alice, &bob, &rng);
+    for (round = 0; round < 8; round++) {
+        /* Alice sends two messages in a new chain; Bob gets only the second. */
+        lost_len[round] = enc(&alice, lost[round], "lost", &rng);
+        len = enc(&alice, ct, "kept", &rng);
+        dec_expect(&bob, ct, len, "kept");
+        len = enc(&bob, ct, "reply", &rng);
+        dec_expect(&alice, ct, len, "reply");
+    }
+    assert_int_equal(veil_session_skipped_count(&bob), VEIL_DR_SLOTS);
+    /* The two oldest chains were dropped; the six newer ones still open. */
+    dec_fail(&bob, lost[0], lost_len[0], VEIL_EAUTH);
+    dec_fail(&bob, lost[1], lost_len[1], VEIL_EAUTH);
+    for (round = 2; round < 8; round++) {
+        dec_expect(&bob, lost[round], lost_len[round], "lost");
+    }
+    assert_int_equal(veil_session_skipped_count(&bob), 0);
+}
+
+static void test_state_rules(void **state)
+{
+    veil_drbg d;
+    veil_rng rng = vt_seeded_rng(&d, 60);
+    static uint8_t ct[MSG_CAP];
+    static uint8_t big[VEIL_MAX_PLAINTEXT_BYTES + 1];
+    size_t len;
+
+    (void)state;
+    make_pair(&alice, &bob, &rng);
+    /* The responder cannot send before it has received. */
+    snap = bob;
+    assert_veil_err(veil_session_encrypt(&bob, ct, sizeof ct, &len, (const uint8_t *)"hi", 2, &rng), VEIL_ESTATE);
+    assert_memory_equal(&snap, &bob, sizeof snap);
+    /* Too long a plaintext, too small an output. */
+    snap = alice;
+    assert_veil_err(veil_session_encrypt(&alice, ct, sizeof ct, &len, big, sizeof big, &rng), VEIL_EINVAL);
+    assert_veil_err(veil_session_encrypt(&alice, ct, 100, &len, (const uint8_t *)"hi", 2, &rng), VEIL_ENOSPC);
+    assert_memory_equal(&snap, &alice, sizeof snap);
+    /* Counter exhaustion. */
+    alice.ns = UINT32_MAX;
+    assert_veil_err(veil_session_encrypt(&alice, ct, sizeof ct, &len, (const uint8_t *)"hi", 2, &rng), VEIL_ELIMIT);
+    alice = snap;
+    /* Largest plaintext round-trips. */
+    {
+        static uint8_t bigct[VEIL_DR_MAX_MESSAGE_BYTES], out[VEIL_PAD_MAX_BYTES];
+        size_t out_len;
+        memset(big, 0x5a, VEIL_MAX_PLAINTEXT_BYTES);
+        assert_veil_ok(veil_session_encrypt(&alice, bigct, sizeof bigct, &len, big, VEIL_MAX_PLAINTEXT_BYTES, &rng));
+        assert_int_equal(len, VEIL_DR_MAX_MESSAGE_BYTES);
+        assert_veil_ok(veil_session_decrypt(&bob, out, sizeof out, &out_len, bigct, len));
+        assert_int_equal(out_len, VEIL_MAX_PLAINTEXT_BYTES);
+        assert_memory_equal(out, big, out_len);
+    }
+    /* An empty plaintext. */
+    assert_veil_ok(veil_session_encrypt(&bob, ct, sizeof ct, &len, NULL, 0, &rng));
+    assert_int_equal(len, VEIL_DR_MIN_MESSAGE_BYTES);
+    dec_expect(&alice, ct, len, "");
+}
+
+static void test_serialization(void **state)
+{
+    veil_drbg d;
+    veil_rng rng = vt_seeded_rng(&d, 70);
+    static uint8_t ct[4][MSG_CAP], buf[65536], bad[65536];
+    size_t len[4], slen, cut, i;
+    static veil_session copy;
+
+    (void)state;
+    make_pair(&alice, &bob, &rng);
+    for (i = 0; i < 4; i++) {
+        len[i] = enc(&alice, ct[i], "hello", &rng);
+    }
+    dec_expect(&bob, ct[3], len[3], "hello"); /* three skipped keys stored */
+    assert_veil_ok(veil_session_serialize(buf, sizeof buf, &slen, &bob));
+    assert_int_equal(slen, veil_session_serialized_len(&bob));
+    assert_veil_err(veil_session_serialize(bad, slen - 1, &i, &bob), VEIL_ENOSPC);
+    assert_veil_ok(veil_session_deserialize(&copy, buf, slen));
+    assert_memory_equal(&copy, &bob, sizeof copy);
+    /* The restored session goes on where the original was. */
+    dec_expect(&copy, ct[1], len[1], "hello");
+    {
+        size_t l = enc(&copy, ct[0], "back", &rng);
+        dec_expect(&alice, ct[0], l, "back");
+    }
+    for (cut = 0; cut < slen; cut++) {
+        assert_veil_err(veil_session_deserialize(&copy, buf, cut), VEIL_ECORRUPT);
+    }
+    buf[slen] = 0;
+    assert_veil_err(veil_session_deserialize(&copy, buf, slen + 1), VEIL_ECORRUPT);
+    memcpy(bad, buf, slen);
+    bad[0] = 0;
+    assert_veil_err(veil_session_deserialize(&copy, bad, slen), VEIL_EVERSION);
+    {
+        /* offsets: flags; an absent-key field made non-zero is caught too (bob has no CKs:
+           flags bit1 clear, CKs at 2 + 3*32); slot used octet; skipped count; an entry's slot. */
+        const size_t slot0 = 2 + 9 * 32 + 12 + 128;
+        const size_t count = slot0 + 6 * 33;
+        const size_t offs[] = { 1, 2 + 3 * 32, slot0 + 33 * 5, count + 1, count + 2 };
+        const uint8_t xors[] = { 0x40, 0x01, 0x02, 0x05, 0x07 };
+        for (i = 0; i < sizeof offs / sizeof offs[0]; i++) {
+            memcpy(bad, buf, slen);
+            bad[offs[i]] ^= xors[i];
+            assert_veil_err(veil_session_deserialize(&copy, bad, slen), VEIL_ECORRUPT);
+            assert_true(sodium_is_zero((const unsigned char *)&copy, sizeof copy));
+        }
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_vector_conversation),
+        cmocka_unit_test(test_random_out_of_order),
+        cmocka_unit_test(test_tampering_changes_nothing),
+        cmocka_unit_test(test_skip_limits),
+        cmocka_unit_test(test_old_chains_dropped),
+        cmocka_unit_test(test_state_rules),
+        cmocka_unit_test(test_serialization),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
