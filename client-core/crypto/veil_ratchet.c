@@ -314,7 +314,9 @@ int veil_session_encrypt(veil_session *s, uint8_t *out, size_t out_cap, size_t *
     crypto_aead_xchacha20poly1305_ietf_encrypt(out + 1 + VEIL_DR_NONCE_BYTES, NULL, hdr, sizeof hdr, &version, 1,
                                                NULL, nonce, s->hks);
     /* Pad in the output buffer, then encrypt in place (libsodium allows c == m). */
-    memmove(body, pt, pt_len);
+    if (pt_len > 0) {
+        memmove(body, pt, pt_len);
+    }
     rc = veil_pad(body, pt_len, padded);
     if (rc == 0) {
         body_ad(ad, s, out);
