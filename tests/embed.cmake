@@ -3,7 +3,7 @@
 # system (the wasm tests run without one). Run with -DSRC=<dir> -DOUT=<file>.
 file(GLOB files "${SRC}/*.json")
 list(SORT files)
-set(body "/* Generated from tests/vectors/*.json by tests/embed.cmake. */\n#include <stddef.h>\n#include \"test_util.h\"\n")
+set(body "/* Generated from the JSON files of tests/vectors by tests/embed.cmake. */\n#include <stddef.h>\n#include \"test_util.h\"\n")
 set(table "const veil_test_file veil_test_files[] = {\n")
 foreach(f ${files})
   get_filename_component(name "${f}" NAME_WE)
