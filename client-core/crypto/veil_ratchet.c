@@ -358,6 +358,9 @@ static int plan_current(const veil_session *s, dr_pending *p)
     unsigned slot;
     uint8_t ck[32];
 
+    if (p->n == UINT32_MAX) {
+        return VEIL_ELIMIT; /* no sender produces it (6.4); Nr = N + 1 would wrap */
+    }
     if (sodium_memcmp(p->hdr, s->dhr, 32) != 0) {
         return VEIL_EAUTH;
     }

@@ -375,6 +375,31 @@ static void test_state_rules(void **state)
     alice.ns = UINT32_MAX;
     assert_veil_err(veil_session_encrypt(&alice, ct, sizeof ct, &len, (const uint8_t *)"hi", 2, &rng), VEIL_ELIMIT);
     alice = snap;
+    /* Counters at their end: the last number a sender makes is 2^32 - 2 ... */
+    {
+        size_t l0 = enc(&alice, ct, "first", &rng), l1;
+        static uint8_t ct2[MSG_CAP];
+        uint8_t hdr[VEIL_DR_HEADER_BYTES];
+        dec_expect(&bob, ct, l0, "first");
+        alice.ns = UINT32_MAX - 1; /* both chains stay at key 1, relabelled */
+        bob.nr = UINT32_MAX - 1;
+        l1 = enc(&alice, ct2, "last", &rng);
+        dec_expect(&bob, ct2, l1, "last");
+        assert_int_equal(bob.nr, UINT32_MAX);
+        {
+            size_t none;
+            assert_veil_err(veil_session_encrypt(&alice, ct, sizeof ct, &none, (const uint8_t *)"x", 1, &rng),
+                            VEIL_ELIMIT);
+        }
+        /* ... and a header claiming N = 2^32 - 1 (which only a forger makes) is refused. */
+        memcpy(hdr, alice.dhs_pk, 32);
+        veil__put_u32be(hdr + 32, 0);
+        veil__put_u32be(hdr + 36, UINT32_MAX);
+        crypto_aead_xchacha20poly1305_ietf_encrypt(ct2 + 25, NULL, hdr, sizeof hdr, ct2, 1, NULL, ct2 + 1, alice.hks);
+        dec_fail(&bob, ct2, l1, VEIL_ELIMIT);
+    }
+    make_pair(&alice, &bob, &rng);
+    snap = alice;
     /* Largest plaintext round-trips. */
     {
         static uint8_t bigct[VEIL_DR_MAX_MESSAGE_BYTES], out[VEIL_PAD_MAX_BYTES];
