@@ -6,7 +6,8 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_FLAGS ?= --output-on-failure -j$(JOBS)
 EMENV := source scripts/emenv.sh &&
 
-.PHONY: all deps build build-native build-asan build-wasm test test-native test-asan test-wasm bench vectors clean
+.PHONY: all deps build build-native build-asan build-wasm build-fuzz test test-native test-asan test-wasm test-fuzz fuzz bench vectors clean
+FUZZ_SECONDS ?= 300
 
 all: build
 
@@ -25,8 +26,12 @@ build-wasm:
 	$(EMENV) cmake --preset wasm >/dev/null
 	$(EMENV) cmake --build build/wasm -j$(JOBS)
 
+build-fuzz:
+	cmake --preset fuzz >/dev/null
+	cmake --build build/fuzz -j$(JOBS)
+
 build: deps
-	$(MAKE) build-native build-asan build-wasm
+	$(MAKE) build-native build-asan build-wasm build-fuzz
 
 test-native: build-native
 	ctest --test-dir build/native $(CTEST_FLAGS)
@@ -37,9 +42,20 @@ test-asan: build-asan
 test-wasm: build-wasm
 	$(EMENV) ctest --test-dir build/wasm $(CTEST_FLAGS)
 
-# Every test: native, ASan+UBSan, and WebAssembly under node.
+# libFuzzer targets, briefly (VEIL_FUZZ_SECONDS each, 20 by default).
+test-fuzz: build-fuzz
+	ctest --test-dir build/fuzz --output-on-failure
+
+# The same targets for FUZZ_SECONDS each, keeping their corpus in build/fuzz.
+fuzz: deps
+	cmake --preset fuzz -DVEIL_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
+	cmake --build build/fuzz -j$(JOBS)
+	ctest --test-dir build/fuzz --output-on-failure
+	cmake --preset fuzz -UVEIL_FUZZ_SECONDS >/dev/null
+
+# Every test: native, ASan+UBSan, WebAssembly under node, and the fuzzers briefly.
 test: deps
-	$(MAKE) test-native test-asan test-wasm
+	$(MAKE) -k test-native test-asan test-wasm test-fuzz
 
 bench: deps build-native build-wasm
 	scripts/bench.sh
