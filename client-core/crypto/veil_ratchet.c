@@ -344,6 +344,7 @@ typedef struct dr_pending {
     uint32_t pn, n;
     size_t skipped_index;
     uint8_t mk[32];
+    uint8_t ck_next[32];               /* the receiving chain key after message N */
     uint8_t rk[32], ckr[32], nhkr[32]; /* DH step: the new receiving chain, unadvanced */
 } dr_pending;
 
@@ -380,6 +381,7 @@ static int plan_current(const veil_session *s, dr_pending *p)
     memcpy(ck, s->ckr, 32);
     chain_skip(ck, p->n - s->nr);
     kdf_ck(ck, p->mk);
+    memcpy(p->ck_next, ck, 32);
     VEIL_WIPE(ck);
     p->kind = CASE_CURRENT_NEW;
     return 0;
@@ -415,6 +417,7 @@ static int plan_dh_step(const veil_session *s, dr_pending *p)
     memcpy(ck, p->ckr, 32);
     chain_skip(ck, p->n);
     kdf_ck(ck, p->mk);
+    memcpy(p->ck_next, ck, 32);
     VEIL_WIPE(ck);
     p->kind = CASE_DH_STEP;
     return 0;
@@ -466,8 +469,10 @@ static void commit(veil_session *s, dr_pending *p)
         skipped_remove(s, p->skipped_index);
         break;
     case CASE_CURRENT_NEW:
+        /* Keys of the skipped messages are re-derived here, after authentication;
+           the chain key past N was computed by the plan. */
         skip_store(s, s->hkr, s->ckr, s->nr, p->n);
-        chain_skip(s->ckr, 1);
+        memcpy(s->ckr, p->ck_next, 32);
         s->nr = p->n + 1;
         break;
     case CASE_DH_STEP:
@@ -485,7 +490,7 @@ static void commit(veil_session *s, dr_pending *p)
         memcpy(s->nhkr, p->nhkr, 32);
         s->flags |= VEIL_DR_HAS_DHR | VEIL_DR_HAS_CKR | VEIL_DR_HAS_HKS | VEIL_DR_HAS_HKR | VEIL_DR_PENDING;
         skip_store(s, s->hkr, s->ckr, 0, p->n);
-        chain_skip(s->ckr, 1);
+        memcpy(s->ckr, p->ck_next, 32);
         s->nr = p->n + 1;
         break;
     }
