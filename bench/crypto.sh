@@ -4,22 +4,26 @@
 # which writes what this prints to build/bench/crypto.json. Needs build/native
 # and build/wasm built (make bench does it) and bench/node_modules (scripts/bench.sh).
 #
-#   1. bench_crypto natively, then its wasm build under node: ratchet vs the
-#      libsodium primitives it cannot avoid, DH steps, X3DH, single primitives;
+#   1. bench_crypto natively, then its wasm build under node, alternately
+#      (VEIL_BENCH_RUNS times, default 5): ratchet vs the libsodium primitives
+#      it cannot avoid, DH steps, X3DH, single primitives;
 #   2. wasm/native ratio of every time figure;
 #   3. callgrind instruction counts of the native ratchet vs primitives (if
 #      valgrind is installed): repeatable where times on a shared machine are not;
-#   4. crypto_js.mjs: veil's wasm through wasm/veil.mjs vs libolm's wasm build;
+#   4. crypto_js.mjs (also VEIL_BENCH_RUNS times): veil's wasm through
+#      wasm/veil.mjs vs libolm's wasm build;
 #   5. the targets, as '#' comment lines (a missed target does not fail).
 #
-# VEIL_BENCH_ROUNDS (default 21): timed rounds per figure, medians reported.
+# VEIL_BENCH_ROUNDS (default 7): timed rounds per figure in one run of a
+# program (bench_crypto, crypto_js.mjs), which reports their median.
 # VEIL_BENCH_CG_MESSAGES (default 2000): messages per callgrind run.
 set -euo pipefail
 cd "${VEIL_ROOT:-$(dirname "$0")/..}"
-# shellcheck source=../scripts/emenv.sh
+# shellcheck source=scripts/emenv.sh
 . scripts/emenv.sh
 
-rounds=${VEIL_BENCH_ROUNDS:-21}
+rounds=${VEIL_BENCH_ROUNDS:-7}
+runs=${VEIL_BENCH_RUNS:-5}
 cg_n=${VEIL_BENCH_CG_MESSAGES:-2000}
 native=build/native/bench/bench_crypto
 wasm=build/wasm/bench/bench_crypto.js
@@ -34,21 +38,49 @@ done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-"$native" --prefix native --rounds "$rounds" | tee "$tmp/native"
-node "$wasm" --prefix wasm --rounds "$rounds" | tee "$tmp/wasm"
-
-# wasm.X_us / native.X_us for every time figure of both builds.
-awk '
-  $3 == "us" { split($1, p, "."); v[p[1], p[2]] = $2; if (p[1] == "native") names[++n] = p[2] }
-  END {
-    for (i = 1; i <= n; i++) {
-      k = names[i]
-      if (("wasm", k) in v && v["native", k] > 0) {
-        short = k; sub(/_us$/, "", short)
-        printf "wasm_vs_native.%s %.3f ratio\n", short, v["wasm", k] / v["native", k]
+# "name value unit" lines of several runs -> one line per name, with the
+# median value, in first-seen order.
+median_lines() {
+  awk '
+    { if (!($1 in cnt)) { order[++n] = $1; unit[$1] = $3 } val[$1, ++cnt[$1]] = $2 + 0 }
+    END {
+      for (i = 1; i <= n; i++) {
+        k = order[i]; m = cnt[k]
+        for (j = 1; j <= m; j++) a[j] = val[k, j]
+        for (j = 2; j <= m; j++) { x = a[j]; for (l = j - 1; l >= 1 && a[l] > x; l--) a[l + 1] = a[l]; a[l + 1] = x }
+        med = m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+        printf "%s %.3f %s\n", k, med, unit[k]
       }
-    }
-  }' "$tmp/native" "$tmp/wasm" | tee "$tmp/ratios"
+    }' "$@"
+}
+
+# The machine's load, for whoever reads the figures (shared cores: noisy).
+echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+# Native and wasm runs alternate (runs x rounds each), so a burst of load on
+# this shared machine falls on both; every figure is the median over the runs,
+# and each wasm/native ratio the median of the per-run ratios.
+for run in $(seq "$runs"); do
+  echo "# run $run/$runs: native, then wasm under node" >&2
+  "$native" --prefix native --rounds "$rounds" >"$tmp/native.$run"
+  node "$wasm" --prefix wasm --rounds "$rounds" >"$tmp/wasm.$run"
+  # wasm.X_us / native.X_us for every time figure of both builds.
+  awk '
+    $3 == "us" { split($1, p, "."); v[p[1], p[2]] = $2; if (p[1] == "native") names[++n] = p[2] }
+    END {
+      for (i = 1; i <= n; i++) {
+        k = names[i]
+        if ((("wasm", k) in v) && v["native", k] > 0) {
+          short = k; sub(/_us$/, "", short)
+          printf "wasm_vs_native.%s %.3f ratio\n", short, v["wasm", k] / v["native", k]
+        }
+      }
+    }' "$tmp/native.$run" "$tmp/wasm.$run" >"$tmp/ratios.$run"
+done
+echo "# native and wasm: median of $runs runs of $rounds rounds each"
+for part in native wasm ratios; do
+  # shellcheck disable=SC2046 # one file per run
+  median_lines $(for run in $(seq "$runs"); do echo "$tmp/$part.$run"; done) | tee "$tmp/$part"
+done
 
 if command -v valgrind >/dev/null 2>&1; then
   for kind in ratchet primitives; do
@@ -66,7 +98,15 @@ else
   : >"$tmp/callgrind"
 fi
 
-VEIL_WASM_DIR=$wasm_dir node bench/crypto_js.mjs --rounds "$rounds" | tee "$tmp/js"
+for run in $(seq "$runs"); do
+  echo "# run $run/$runs: veil vs olm from JS" >&2
+  VEIL_WASM_DIR=$wasm_dir node bench/crypto_js.mjs --rounds "$rounds" >"$tmp/js.$run"
+done
+echo "# veil vs olm from JS: median of $runs runs of $rounds rounds each"
+# shellcheck disable=SC2046 # one file per run
+median_lines $(for run in $(seq "$runs"); do echo "$tmp/js.$run"; done) | tee "$tmp/js"
+
+echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # Targets (issue 3, section 5), as comments.
 cat "$tmp/native" "$tmp/wasm" "$tmp/ratios" "$tmp/callgrind" "$tmp/js" | awk '
