@@ -25,7 +25,15 @@
     X(VEIL_ELIMIT, -11, "counter or size limit reached")                           \
     X(VEIL_ENOPREKEY, -12, "unknown or already used prekey")                       \
     X(VEIL_EPAD, -13, "invalid padding")                                           \
-    X(VEIL_ENOMEM, -14, "out of memory")
+    X(VEIL_ENOMEM, -14, "out of memory")                                           \
+    X(VEIL_EUNSUPPORTED, -15, "unknown or unsupported frame type")                 \
+    X(VEIL_EPERM, -16, "not permitted (authenticate first, or not the owner)")     \
+    X(VEIL_ENOTJOINED, -17, "room not joined")                                     \
+    X(VEIL_ERATE, -18, "rate limit exceeded")                                      \
+    X(VEIL_EFULL, -19, "quota or capacity exceeded")                               \
+    X(VEIL_EBUSY, -20, "relay busy (connection limit or shutting down)")           \
+    X(VEIL_ESTORE, -21, "relay store failure")                                     \
+    X(VEIL_ETOOBIG, -22, "frame or envelope too large")
 
 enum veil_err {
     VEIL_OK = 0,
