@@ -33,3 +33,14 @@ else
 fi
 
 scripts/wasm-deps.sh
+
+# npm packages of the test tools, from their committed lock files (once, and
+# again whenever a lock file changes).
+npm_ci() {
+  local dir=$1
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    echo "deps: npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+}
+npm_ci tests/vectors/gen

@@ -11,94 +11,145 @@
 
 static veil_session alice, bob, snap;
 
-/* ---- the vector conversation ---- */
+/* ---- the vector conversations (tests/vectors/ratchet.json) ---- */
 
-typedef struct stored_msg {
-    uint8_t *ct;
-    size_t len;
-} stored_msg;
+#define MAX_IDS 256
 
-static void test_vector_conversation(void **state)
+typedef struct conv_stats {
+    int encrypts, decrypts, errors, dh_steps, skips;
+} conv_stats;
+
+/* Checks the vector's plaintext header and message key against a ciphertext:
+ * the header opens under the sender's header key, the body under mk. */
+static void check_keys(const cJSON *ev, const veil_session *sender, const uint8_t *ct, size_t len)
 {
-    cJSON *root = vt_load("ratchet");
-    const cJSON *ev;
+    uint8_t want_hdr[VEIL_DR_HEADER_BYTES], hdr[VEIL_DR_HEADER_BYTES], mk[32], ad[VEIL_AD_BYTES + VEIL_DR_PREFIX_BYTES];
+    static uint8_t body[VEIL_DR_MAX_MESSAGE_BYTES];
+
+    vt_hex_into(ev, "header", want_hdr, sizeof want_hdr);
+    vt_hex_into(ev, "mk", mk, 32);
+    assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(hdr, NULL, NULL, ct + 25, 56, ct, 1, ct + 1,
+                                                                sender->hks),
+                     0);
+    assert_memory_equal(hdr, want_hdr, sizeof hdr);
+    memcpy(ad, sender->ad, VEIL_AD_BYTES);
+    memcpy(ad + VEIL_AD_BYTES, ct, VEIL_DR_PREFIX_BYTES);
+    assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(body, NULL, NULL, ct + VEIL_DR_PREFIX_BYTES,
+                                                                len - VEIL_DR_PREFIX_BYTES, ad, sizeof ad, ct + 1, mk),
+                     0);
+}
+
+static void run_conversation(const cJSON *conv, conv_stats *st)
+{
     veil_x3dh_secret x;
-    uint8_t bob_spk_sk[32], bob_spk_pk[32], pk[32];
+    uint8_t bob_spk_sk[32], bob_spk_pk[32], pk[32], r32[32];
     vt_replay_rng rr;
     veil_rng rng = vt_replay_rng_of(&rr);
-    stored_msg msgs[64];
-    int encrypts = 0, decrypts = 0, errors = 0, dh_steps = 0;
+    uint8_t *msgs[MAX_IDS];
+    size_t lens[MAX_IDS];
+    const cJSON *ev;
     int last_sender = -1;
 
-    (void)state;
     memset(msgs, 0, sizeof msgs);
-    vt_hex_into(root, "sk", x.sk, 32);
-    vt_hex_into(root, "hka", x.hka, 32);
-    vt_hex_into(root, "nhkb", x.nhkb, 32);
-    vt_hex_into(root, "ad", x.ad, VEIL_AD_BYTES);
-    vt_hex_into(root, "bob_spk_sk", bob_spk_sk, 32);
-    vt_hex_into(root, "bob_spk_pk", bob_spk_pk, 32);
+    vt_hex_into(conv, "sk", x.sk, 32);
+    vt_hex_into(conv, "hka", x.hka, 32);
+    vt_hex_into(conv, "nhkb", x.nhkb, 32);
+    vt_hex_into(conv, "ad", x.ad, VEIL_AD_BYTES);
+    vt_hex_into(conv, "bob_spk_sk", bob_spk_sk, 32);
+    vt_hex_into(conv, "bob_spk_pk", bob_spk_pk, 32);
     crypto_scalarmult_base(pk, bob_spk_sk);
     assert_memory_equal(pk, bob_spk_pk, 32);
-
     vt_replay_init(&rr);
-    {
-        uint8_t r[32];
-        vt_hex_into(root, "alice_init_rng", r, 32);
-        vt_replay_push(&rr, r, 32);
-    }
+    vt_hex_into(conv, "alice_init_rng", r32, 32);
+    vt_replay_push(&rr, r32, 32);
     assert_veil_ok(veil_session_init_initiator(&alice, &x, bob_spk_pk, &rng));
     vt_replay_assert_drained(&rr);
     veil_session_init_responder(&bob, &x, bob_spk_sk);
 
-    cJSON_ArrayForEach(ev, vt_get(root, "events"))
+    cJSON_ArrayForEach(ev, vt_get(conv, "events"))
     {
         const char *op = vt_str(ev, "op");
         int is_alice = strcmp(vt_str(ev, "party"), "alice") == 0;
         veil_session *me = is_alice ? &alice : &bob;
-        long id = vt_int(ev, "id");
+        const cJSON *err = cJSON_GetObjectItemCaseSensitive(ev, "error");
 
-        assert_true(id >= 0 && id < 64);
-        if (strcmp(op, "encrypt") == 0) {
-            size_t rlen, pt_len, ct_len, out_len;
+        if (strcmp(op, "skip") == 0) {
+            long i, count = vt_int(ev, "count");
+            uint8_t nonce[24], out[MSG_CAP];
+            size_t out_len;
+            vt_hex_into(ev, "nonce", nonce, sizeof nonce);
+            for (i = 0; i < count; i++) {
+                vt_replay_push(&rr, nonce, sizeof nonce);
+                assert_veil_ok(veil_session_encrypt(me, out, sizeof out, &out_len, NULL, 0, &rng));
+                vt_replay_assert_drained(&rr);
+            }
+            st->skips++;
+        } else if (strcmp(op, "encrypt") == 0) {
+            size_t rlen, pt_len, out_len;
             uint8_t *r = vt_hex(ev, "rng", &rlen), *pt = vt_hex(ev, "plaintext", &pt_len);
-            uint8_t *want = vt_hex(ev, "ciphertext", &ct_len);
-            uint8_t out[MSG_CAP];
+            static uint8_t out[VEIL_DR_MAX_MESSAGE_BYTES];
 
             vt_replay_push(&rr, r, rlen);
-            assert_veil_ok(veil_session_encrypt(me, out, sizeof out, &out_len, pt, pt_len, &rng));
-            vt_replay_assert_drained(&rr);
-            assert_int_equal(out_len, ct_len);
-            assert_memory_equal(out, want, ct_len);
-            msgs[id].ct = want;
-            msgs[id].len = ct_len;
-            if (last_sender != is_alice) {
-                dh_steps++;
-                last_sender = is_alice;
+            if (err != NULL) {
+                snap = *me;
+                assert_veil_err(veil_session_encrypt(me, out, sizeof out, &out_len, pt, pt_len, &rng),
+                                vt_err(err->valuestring));
+                assert_memory_equal(&snap, me, sizeof snap);
+                st->errors++;
+            } else {
+                long id = vt_int(ev, "id");
+                size_t ct_len;
+                uint8_t *want = vt_hex(ev, "ciphertext", &ct_len);
+                assert_true(id >= 0 && id < MAX_IDS && msgs[id] == NULL);
+                assert_veil_ok(veil_session_encrypt(me, out, sizeof out, &out_len, pt, pt_len, &rng));
+                assert_int_equal(out_len, ct_len);
+                assert_memory_equal(out, want, ct_len);
+                check_keys(ev, me, want, ct_len);
+                msgs[id] = want;
+                lens[id] = ct_len;
+                if (last_sender != is_alice) {
+                    st->dh_steps++;
+                    last_sender = is_alice;
+                }
+                st->encrypts++;
             }
+            vt_replay_assert_drained(&rr);
             free(r);
             free(pt);
-            encrypts++;
         } else {
-            uint8_t out[MSG_CAP], ct[MSG_CAP];
-            size_t out_len;
-            const cJSON *tamper = cJSON_GetObjectItemCaseSensitive(ev, "tamper");
+            static uint8_t ct[VEIL_DR_MAX_MESSAGE_BYTES + 1], out[VEIL_DR_MAX_MESSAGE_BYTES];
+            size_t ct_len, out_len = 1;
             int rc;
 
-            assert_non_null(msgs[id].ct);
-            memcpy(ct, msgs[id].ct, msgs[id].len);
-            if (tamper != NULL) {
-                long off = vt_int(tamper, "offset");
-                assert_true(off >= 0 && (size_t)off < msgs[id].len);
-                ct[off] ^= (uint8_t)vt_int(tamper, "xor");
+            assert_string_equal(op, "decrypt");
+            if (cJSON_GetObjectItemCaseSensitive(ev, "ciphertext") != NULL) {
+                uint8_t *c = vt_hex(ev, "ciphertext", &ct_len);
+                assert_true(ct_len <= sizeof ct);
+                memcpy(ct, c, ct_len);
+                free(c);
+            } else {
+                long id = vt_int(ev, "id");
+                const cJSON *tamper = cJSON_GetObjectItemCaseSensitive(ev, "tamper");
+                assert_true(id >= 0 && id < MAX_IDS && msgs[id] != NULL);
+                ct_len = lens[id];
+                memcpy(ct, msgs[id], ct_len);
+                if (tamper != NULL) {
+                    long off = vt_int(tamper, "offset");
+                    assert_true(off >= 0 && (size_t)off < ct_len);
+                    ct[off] ^= (uint8_t)vt_int(tamper, "xor");
+                }
             }
             snap = *me;
-            rc = veil_session_decrypt(me, out, sizeof out, &out_len, ct, msgs[id].len);
-            if (cJSON_GetObjectItemCaseSensitive(ev, "error") != NULL) {
-                assert_veil_err(rc, vt_err(vt_str(ev, "error")));
+            rc = veil_session_decrypt(me, out, sizeof out, &out_len, ct, ct_len);
+            if (err != NULL) {
+                if (rc != vt_err(err->valuestring)) {
+                    const cJSON *name = cJSON_GetObjectItemCaseSensitive(ev, "name");
+                    fail_msg("decrypt %s: got %s, want %s", name != NULL ? name->valuestring : "(delivery)",
+                             veil_err_name(rc), err->valuestring);
+                }
                 assert_memory_equal(&snap, me, sizeof snap); /* failed decryption changes nothing */
                 assert_int_equal(out_len, 0);
-                errors++;
+                st->errors++;
             } else {
                 size_t pt_len;
                 uint8_t *pt = vt_hex(ev, "plaintext", &pt_len);
@@ -106,31 +157,37 @@ static void test_vector_conversation(void **state)
                 assert_int_equal(out_len, pt_len);
                 assert_memory_equal(out, pt, pt_len);
                 free(pt);
-                decrypts++;
+                st->decrypts++;
             }
         }
     }
-    assert_true(encrypts >= 20);
-    assert_true(dh_steps >= 4);
-    assert_true(decrypts >= 18);
-    assert_true(errors >= 3);
-    for (size_t i = 0; i < 64; i++) {
-        free(msgs[i].ct);
+    for (size_t i = 0; i < MAX_IDS; i++) {
+        free(msgs[i]);
     }
+}
+
+static void test_vector_conversations(void **state)
+{
+    cJSON *root = vt_load("ratchet");
+    conv_stats st;
+    const cJSON *sc;
+    int scenarios = 0;
+
+    (void)state;
+    memset(&st, 0, sizeof st);
+    run_conversation(root, &st);
+    assert_true(st.encrypts >= 20);
+    assert_true(st.dh_steps >= 4);
+    assert_true(st.decrypts >= 18);
+    assert_true(st.errors >= 10);
+    cJSON_ArrayForEach(sc, vt_get(root, "scenarios"))
     {
-        const cJSON *sk = cJSON_GetObjectItemCaseSensitive(root, "skip_limit");
-        if (sk != NULL) {
-            /* The ESKIP scenario: a fresh pair; only the message far ahead is delivered. */
-            size_t ct_len, out_len;
-            uint8_t *ct = vt_hex(sk, "ciphertext", &ct_len), out[MSG_CAP];
-            veil_session_init_responder(&bob, &x, bob_spk_sk);
-            snap = bob;
-            assert_veil_err(veil_session_decrypt(&bob, out, sizeof out, &out_len, ct, ct_len),
-                            vt_err(vt_str(sk, "error")));
-            assert_memory_equal(&snap, &bob, sizeof snap);
-            free(ct);
-        }
+        memset(&st, 0, sizeof st);
+        run_conversation(sc, &st);
+        assert_true(st.decrypts > 0);
+        scenarios++;
     }
+    assert_true(scenarios >= 2);
     cJSON_Delete(root);
 }
 
@@ -469,7 +526,7 @@ static void test_serialization(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vector_conversation),
+        cmocka_unit_test(test_vector_conversations),
         cmocka_unit_test(test_random_out_of_order),
         cmocka_unit_test(test_tampering_changes_nothing),
         cmocka_unit_test(test_skip_limits),

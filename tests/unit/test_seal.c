@@ -34,12 +34,14 @@ static void test_vectors(void **state)
             assert_veil_ok(veil_seal_with_key(out, blob_len, &out_len, kind, key, pt, pt_len, &rng));
             assert_veil_ok(veil_unseal_with_key(back, pt_len, &out_len, kind, key, blob, blob_len));
         } else {
-            const char *pass = vt_str(c, "passphrase");
-            assert_veil_ok(veil_seal_with_passphrase(out, blob_len, &out_len, kind, pass, strlen(pass),
+            size_t pass_len;
+            uint8_t *pass = vt_hex(c, "passphrase", &pass_len); /* UTF-8 octets, hex */
+            assert_veil_ok(veil_seal_with_passphrase(out, blob_len, &out_len, kind, (const char *)pass, pass_len,
                                                      (uint32_t)vt_int(c, "opslimit"),
                                                      (uint32_t)vt_int(c, "memlimit_kib"), pt, pt_len, &rng));
-            assert_veil_ok(veil_unseal_with_passphrase(back, pt_len, &out_len, kind, pass, strlen(pass), blob,
-                                                       blob_len));
+            assert_veil_ok(veil_unseal_with_passphrase(back, pt_len, &out_len, kind, (const char *)pass, pass_len,
+                                                       blob, blob_len));
+            free(pass);
         }
         vt_replay_assert_drained(&rr);
         assert_memory_equal(out, blob, blob_len);
@@ -53,6 +55,34 @@ static void test_vectors(void **state)
         count++;
     }
     assert_true(count >= 3);
+    count = 0;
+    cJSON_ArrayForEach(c, vt_get(root, "invalid"))
+    {
+        size_t blob_len, out_len = 5;
+        uint8_t *blob = vt_hex(c, "blob", &blob_len), out[1024];
+        uint8_t kind = (uint8_t)vt_int(c, "expected_kind");
+        int rc, want = vt_err(vt_str(c, "error"));
+
+        if (cJSON_GetObjectItemCaseSensitive(c, "key") != NULL) {
+            uint8_t key[32];
+            vt_hex_into(c, "key", key, 32);
+            rc = veil_unseal_with_key(out, sizeof out, &out_len, kind, key, blob, blob_len);
+        } else {
+            size_t pass_len;
+            uint8_t *pass = vt_hex(c, "passphrase", &pass_len);
+            rc = veil_unseal_with_passphrase(out, sizeof out, &out_len, kind, (const char *)pass, pass_len, blob,
+                                             blob_len);
+            free(pass);
+        }
+        if (rc != want) {
+            fail_msg("invalid blob '%s': got %s, want %s", vt_str(c, "name"), veil_err_name(rc), veil_err_name(want));
+        }
+        assert_int_equal(out_len, 0);
+        assert_true(sodium_is_zero(out, sizeof out));
+        free(blob);
+        count++;
+    }
+    assert_true(count >= 10);
     cJSON_Delete(root);
 }
 
