@@ -174,6 +174,9 @@ int veil_unseal_with_passphrase(uint8_t *out, size_t out_cap, size_t *out_len, u
 
     *out_len = 0;
     rc = header_check(blob, blob_len, kind, VEIL_SEAL_KDF_ARGON2ID);
+    if (rc == 0 && out_cap < blob_len - VEIL_SEAL_OVERHEAD_BYTES) {
+        rc = VEIL_ENOSPC; /* before Argon2id spends its time and memory */
+    }
     if (rc == 0) {
         rc = derive(key, pass, pass_len, blob + OFF_SALT, veil__get_u32be(blob + OFF_OPS),
                     veil__get_u32be(blob + OFF_MEM));
