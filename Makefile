@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_FLAGS ?= --output-on-failure -j$(JOBS)
 EMENV := source scripts/emenv.sh &&
 
-.PHONY: all deps build build-native build-asan build-wasm build-fuzz test test-native test-asan test-wasm test-fuzz fuzz bench vectors clean
+.PHONY: all deps build build-native build-asan build-wasm build-fuzz test test-native test-asan test-wasm test-fuzz fuzz bench vectors clean run
 FUZZ_SECONDS ?= 300
 
 all: build
@@ -56,6 +56,13 @@ fuzz: deps
 # Every test: native, ASan+UBSan, WebAssembly under node, and the fuzzers briefly.
 test: deps
 	$(MAKE) -k test-native test-asan test-wasm test-fuzz
+
+# The relay with its defaults: 127.0.0.1:8080, store in ./veil-data/relay.db,
+# web/ served at /. Stop it with Ctrl-C (SIGINT: it commits and closes cleanly).
+# Extra flags: make run RELAY_FLAGS="--port 9000" (see veil-relay --help).
+run: deps
+	$(MAKE) build-native
+	exec build/native/relay/veil-relay $(RELAY_FLAGS)
 
 bench: deps build-native build-wasm
 	scripts/bench.sh
