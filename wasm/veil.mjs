@@ -99,17 +99,22 @@ class Veil {
     return k;
   }
 
+  /** A keyring from Keyring.serialize() output (unsealed). */
   restoreKeyring(bytes) {
-    const k = new Keyring(this, this.m._veil_wasm_alloc(this.sizes.keyring));
+    return this.#restore(new Keyring(this, this.m._veil_wasm_alloc(this.sizes.keyring)), this.m._veil_keyring_deserialize, bytes);
+  }
+
+  /** Loads serialized state into a fresh object; the copy in wasm memory is wiped either way. */
+  #restore(obj, deserialize, bytes) {
     try {
       const p = this.put(bytes);
-      this.#check(this.m._veil_keyring_deserialize(k.ptr, p, bytes.length));
-      this.wipeScratch(bytes.length);
-      return k;
+      this.#check(deserialize(obj.ptr, p, bytes.length));
+      return obj;
     } catch (e) {
-      this.wipeScratch(bytes.length);
-      k.dispose();
+      obj.dispose();
       throw e;
+    } finally {
+      this.wipeScratch(bytes.length);
     }
   }
 
@@ -142,18 +147,9 @@ class Veil {
     }
   }
 
+  /** A session from Session.serialize() output (unsealed). */
   restoreSession(bytes) {
-    const s = new Session(this, this.m._veil_wasm_alloc(this.sizes.session));
-    try {
-      const p = this.put(bytes);
-      this.#check(this.m._veil_session_deserialize(s.ptr, p, bytes.length));
-      this.wipeScratch(bytes.length);
-      return s;
-    } catch (e) {
-      this.wipeScratch(bytes.length);
-      s.dispose();
-      throw e;
-    }
+    return this.#restore(new Session(this, this.m._veil_wasm_alloc(this.sizes.session)), this.m._veil_session_deserialize, bytes);
   }
 
   /** 60 digits, the same on both sides. */

@@ -44,24 +44,6 @@ void free(void *p)
 
 static veil_session a, b;
 
-static void pair(const veil_rng *rng)
-{
-    static veil_keyring kr;
-    veil_identity ia;
-    veil_bundle bundle;
-    veil_x3dh_secret xa, xb;
-    veil_x3dh_init init;
-    const veil_spk *spk;
-
-    veil_identity_generate(&ia, rng);
-    veil_keyring_init(&kr, rng, 0);
-    veil_keyring_bundle(&kr, NULL, &bundle);
-    assert_veil_ok(veil_x3dh_initiate(&xa, &init, &ia, &bundle, rng));
-    assert_veil_ok(veil_x3dh_respond(&xb, &spk, &kr, &init));
-    assert_veil_ok(veil_session_init_initiator(&a, &xa, spk->pk, rng));
-    veil_session_init_responder(&b, &xb, spk->sk);
-}
-
 static void test_ratchet_allocates_nothing(void **state)
 {
     veil_drbg d;
@@ -73,7 +55,7 @@ static void test_ratchet_allocates_nothing(void **state)
 
     (void)state;
     memset(pt, 0x33, sizeof pt);
-    pair(&rng);
+    vt_session_pair(&a, &b, &rng);
     /* Sanity: the counter sees allocations at all. */
     before = allocs;
     {

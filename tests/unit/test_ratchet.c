@@ -193,29 +193,6 @@ static void test_vector_conversations(void **state)
 
 /* ---- property tests on sessions made through X3DH ---- */
 
-static void make_pair(veil_session *a, veil_session *b, const veil_rng *rng)
-{
-    static veil_keyring kr;
-    veil_identity ia;
-    veil_bundle bundle;
-    veil_x3dh_secret xa, xb;
-    veil_x3dh_init init;
-    const veil_spk *spk;
-    size_t added;
-
-    veil_identity_generate(&ia, rng);
-    veil_keyring_init(&kr, rng, 0);
-    assert_veil_ok(veil_keyring_add_opks(&kr, 1, &added, rng));
-    veil_keyring_bundle(&kr, &kr.opk[0], &bundle);
-    assert_veil_ok(veil_x3dh_initiate(&xa, &init, &ia, &bundle, rng));
-    assert_veil_ok(veil_x3dh_respond(&xb, &spk, &kr, &init));
-    assert_veil_ok(veil_session_init_initiator(a, &xa, spk->pk, rng));
-    veil_session_init_responder(b, &xb, spk->sk);
-    veil_x3dh_secret_wipe(&xa);
-    veil_x3dh_secret_wipe(&xb);
-    veil_keyring_wipe(&kr);
-}
-
 static size_t enc(veil_session *s, uint8_t *out, const char *text, const veil_rng *rng)
 {
     size_t len;
@@ -257,7 +234,7 @@ static void test_random_out_of_order(void **state)
     int round;
 
     (void)state;
-    make_pair(&alice, &bob, &rng);
+    vt_session_pair(&alice, &bob, &rng);
     for (round = 0; round < 12; round++) {
         veil_session *from = round % 2 == 0 ? &alice : &bob;
         veil_session *to = round % 2 == 0 ? &bob : &alice;
@@ -301,7 +278,7 @@ static void test_tampering_changes_nothing(void **state)
     const size_t offsets[] = { 0, 1, 24, 25, 60, 80, 81, 100 };
 
     (void)state;
-    make_pair(&alice, &bob, &rng);
+    vt_session_pair(&alice, &bob, &rng);
     l1 = enc(&alice, m1, "first", &rng);
     l2 = enc(&alice, m2, "second", &rng);
     /* Every octet region: version, nonce, header, header tag, body, body tag. */
@@ -329,7 +306,7 @@ static void test_tampering_changes_nothing(void **state)
     }
     dec_fail(&bob, m2, 0, VEIL_EINVAL);
     /* A message of another session: no header key opens it. */
-    make_pair(&c, &e, &rng);
+    vt_session_pair(&c, &e, &rng);
     lo = enc(&c, other, "elsewhere", &rng);
     dec_fail(&bob, other, lo, VEIL_EAUTH);
     /* The same keys under different associated data. */
@@ -359,7 +336,7 @@ static void test_skip_limits(void **state)
     size_t len, flen, i;
 
     (void)state;
-    make_pair(&alice, &bob, &rng);
+    vt_session_pair(&alice, &bob, &rng);
     flen = enc(&alice, first, "m0", &rng);
     for (i = 1; i <= VEIL_DR_MAX_SKIP + 1; i++) {
         len = enc(&alice, ct, "x", &rng);
@@ -390,7 +367,7 @@ static void test_old_chains_dropped(void **state)
     int round;
 
     (void)state;
-    make_pair(&alice, &bob, &rng);
+    vt_session_pair(&alice, &bob, &rng);
     for (round = 0; round < 8; round++) {
         /* Alice sends two messages in a new chain; Bob gets only the second. */
         lost_len[round] = enc(&alice, lost[round], "lost", &rng);
@@ -418,7 +395,7 @@ static void test_state_rules(void **state)
     size_t len;
 
     (void)state;
-    make_pair(&alice, &bob, &rng);
+    vt_session_pair(&alice, &bob, &rng);
     /* The responder cannot send before it has received. */
     snap = bob;
     assert_veil_err(veil_session_encrypt(&bob, ct, sizeof ct, &len, (const uint8_t *)"hi", 2, &rng), VEIL_ESTATE);
@@ -455,7 +432,7 @@ static void test_state_rules(void **state)
         crypto_aead_xchacha20poly1305_ietf_encrypt(ct2 + 25, NULL, hdr, sizeof hdr, ct2, 1, NULL, ct2 + 1, alice.hks);
         dec_fail(&bob, ct2, l1, VEIL_ELIMIT);
     }
-    make_pair(&alice, &bob, &rng);
+    vt_session_pair(&alice, &bob, &rng);
     snap = alice;
     /* Largest plaintext round-trips. */
     {
@@ -483,7 +460,7 @@ static void test_serialization(void **state)
     static veil_session copy;
 
     (void)state;
-    make_pair(&alice, &bob, &rng);
+    vt_session_pair(&alice, &bob, &rng);
     for (i = 0; i < 4; i++) {
         len[i] = enc(&alice, ct[i], "hello", &rng);
     }

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "veil_ratchet.h"
+
 cJSON *vt_load(const char *name)
 {
     const veil_test_file *f;
@@ -150,4 +152,27 @@ veil_rng vt_seeded_rng(veil_drbg *d, uint8_t seed_byte)
     g.fill = veil_drbg_fill;
     g.ctx = d;
     return g;
+}
+
+void vt_session_pair(veil_session *a, veil_session *b, const veil_rng *rng)
+{
+    static veil_keyring kr;
+    veil_identity ia;
+    veil_bundle bundle;
+    veil_x3dh_secret xa, xb;
+    veil_x3dh_init init;
+    const veil_spk *spk;
+    size_t added;
+
+    veil_identity_generate(&ia, rng);
+    veil_keyring_init(&kr, rng, 0);
+    assert_int_equal(veil_keyring_add_opks(&kr, 1, &added, rng), 0);
+    veil_keyring_bundle(&kr, &kr.opk[0], &bundle);
+    assert_int_equal(veil_x3dh_initiate(&xa, &init, &ia, &bundle, rng), 0);
+    assert_int_equal(veil_x3dh_respond(&xb, &spk, &kr, &init), 0);
+    assert_int_equal(veil_session_init_initiator(a, &xa, spk->pk, rng), 0);
+    veil_session_init_responder(b, &xb, spk->sk);
+    veil_x3dh_secret_wipe(&xa);
+    veil_x3dh_secret_wipe(&xb);
+    veil_keyring_wipe(&kr);
 }

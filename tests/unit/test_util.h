@@ -58,6 +58,10 @@ veil_rng vt_replay_rng_of(vt_replay_rng *r);
 /** A deterministic generator for property tests (a DRBG from a fixed seed byte). */
 veil_rng vt_seeded_rng(veil_drbg *d, uint8_t seed_byte);
 
+/** Two sessions through X3DH (a fresh identity and keyring): a is the initiator, b the responder. */
+struct veil_session;
+void vt_session_pair(struct veil_session *a, struct veil_session *b, const veil_rng *rng);
+
 #define assert_veil_ok(expr) assert_int_equal((expr), 0)
 #define assert_veil_err(expr, code) assert_int_equal((expr), (code))
 
