@@ -12,6 +12,7 @@ import * as V from './veil.mjs';
 import { hex, unhex, ascii, concat, equal, u8, u32, SMALL_ORDER } from './veil.mjs';
 import { det, recordingRng, fixedRng } from './det.mjs';
 import { ratchetVectors } from './ratchet_cases.mjs';
+import { groupVectors } from './group_cases.mjs';
 
 const OUT_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -360,6 +361,7 @@ function generate() {
   files['ratchet.json'] = ratchetVectors(x.withOpk);
   files['seal.json'] = sealVectors();
   files['drbg.json'] = drbgVectors();
+  files['group.json'] = groupVectors();
   const out = {};
   for (const [name, obj] of Object.entries(files)) out[name] = `${JSON.stringify(obj, null, 1)}\n`;
   return out;
