@@ -115,14 +115,14 @@ int veil_group_encrypt(veil_sender_key *sk, uint8_t *out, size_t out_cap, size_t
     int rc;
 
     *out_len = 0;
-    if (padded == 0) {
-        return VEIL_EINVAL;
-    }
     if (!sk->has_sk) {
         return VEIL_ESTATE;
     }
     if (sk->iteration == UINT32_MAX) {
         return VEIL_ELIMIT;
+    }
+    if (padded == 0) {
+        return VEIL_EINVAL;
     }
     total = padded + VEIL_GROUP_OVERHEAD_BYTES;
     if (out_cap < total) {

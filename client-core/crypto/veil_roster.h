@@ -51,7 +51,11 @@ typedef struct veil_roster {
 
 size_t veil_roster_size(void);
 
-/** \brief Revision 1 of a new group: the creator, an admin, alone; epoch 0. Signed. */
+/**
+ * \brief Revision 1 of a new group: the creator, an admin, alone; epoch 0; signed.
+ *        To found a group with more members, add them with veil_roster_set and
+ *        sign again with veil_roster_sign(r, copy of r before the additions, creator).
+ */
 void veil_roster_genesis(veil_roster *r, const uint8_t group_id[VEIL_GROUP_ID_BYTES], const veil_identity *creator);
 
 /**
