@@ -37,8 +37,12 @@
 #include "veil_wire.h"
 
 #define SCRATCH_BYTES (64u * 1024u)
-/* RFC 6455 7.4.1 registry: 1013 "Try Again Later" (lws 4.1 has no name for it). */
-#define VR_CLOSE_TRY_AGAIN_LATER 1013
+/*
+ * "Try again later" (SPEC.md 9.11). Not IANA's 1013: libwebsockets 4.1's own
+ * client treats 1012-1014 as reserved and reports them as 1002, so veil uses
+ * an application code from the 4000-4999 range every library accepts.
+ */
+#define VR_CLOSE_TRY_AGAIN_LATER 4013
 #define CATCHUP_ROWS 32u
 #define SWEEP_ROWS 5000u
 
@@ -94,6 +98,7 @@ typedef struct vconn {
     uint32_t catching;
     double tokens;
     lws_usec_t tok_us;
+    lws_usec_t last_rx_us, close_deadline_us;
     vbuf **q;
     uint32_t qcap, qhead, qlen;
     uint64_t qbytes;
@@ -474,6 +479,7 @@ static void begin_close(vconn *c, uint16_t status, const char *why)
     }
     c->flags |= C_CLOSING;
     c->close_status = status;
+    c->close_deadline_us = lws_now_usecs() + 2 * LWS_US_PER_SEC;
     veil_log(VEIL_LOG_INFO, "conn_closing", "conn=%llu status=%u reason=\"%s\"", (unsigned long long)c->serial,
              status, why);
     if (c->wsi != NULL) {
@@ -598,6 +604,18 @@ static int on_writeable(vconn *c)
     }
     if (c->flags & C_CLOSING) {
         static const char reason[] = "veil relay closing";
+        lws_usec_t now = lws_now_usecs();
+        /*
+         * Send the close frame only once the peer has stopped sending (100 ms
+         * of quiet, 2 s at most): libwebsockets drops a connection that
+         * receives data after its close frame, and the kernel then resets it,
+         * which can destroy the ERROR and close frames before the peer reads
+         * them.
+         */
+        if (now - c->last_rx_us < 100 * LWS_US_PER_MS && now < c->close_deadline_us) {
+            lws_set_timer_usecs(c->wsi, 50 * LWS_US_PER_MS);
+            return 0;
+        }
         lws_close_reason(c->wsi, (enum lws_close_status)c->close_status, (unsigned char *)reason, sizeof reason - 1);
         return -1;
     }
@@ -1700,7 +1718,9 @@ static void on_frame(veil_relay *r, vconn *c, const uint8_t *in, size_t len)
     lim.max_env = r->cfg.max_env;
     lim.max_eph = r->cfg.max_eph;
     rc = veil_wire_decode(&f, in, len, &lim);
-    if (rc == 0 && !veil_wire_is_request(f.type)) {
+    /* A type only the relay sends is refused as such, whatever its fields (SPEC.md 9.3). */
+    if ((rc == 0 || rc == VEIL_EINVAL || rc == VEIL_ETOOBIG) && veil_wire_type_name(f.type) != NULL &&
+        !veil_wire_is_request(f.type)) {
         rc = VEIL_EUNSUPPORTED;
     }
     if (rc != 0) {
@@ -1742,8 +1762,12 @@ static void too_big(veil_relay *r, vconn *c)
     c->rx = NULL;
     c->rxlen = c->rxcap = 0;
     send_error(c, 0, VEIL_ETOOBIG, 0, "frame too large");
+    /*
+     * Input keeps being read and dropped (on_receive) until the close is done
+     * (at most 5 s): closing a socket with unread input makes the kernel
+     * reset it, and the peer could lose the ERROR and the close frame.
+     */
     begin_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "frame too large");
-    lws_rx_flow_control(c->wsi, 0);
 }
 
 static void on_receive(veil_relay *r, vconn *c, const uint8_t *in, size_t len)
@@ -1752,14 +1776,14 @@ static void on_receive(veil_relay *r, vconn *c, const uint8_t *in, size_t len)
     size_t remaining;
     bool final;
 
+    c->last_rx_us = lws_now_usecs();
     if (c->flags & (C_CLOSING | C_DEAD)) {
-        return;
+        return; /* read and dropped until the close (on_writeable) */
     }
     if (!lws_frame_is_binary(c->wsi)) {
         r->m.close_protocol++;
         send_error(c, 0, VEIL_EINVAL, 0, "text messages are not frames");
         begin_close(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "text message");
-        lws_rx_flow_control(c->wsi, 0);
         return;
     }
     final = lws_is_final_fragment(c->wsi) != 0;
@@ -1902,6 +1926,13 @@ static int cb_veil(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if (c->relay != NULL) {
             return on_writeable(c);
+        }
+        break;
+    case LWS_CALLBACK_TIMER:
+        /* A closing connection checks again whether its peer has gone quiet. */
+        if (c->relay != NULL) {
+            c->flags &= (uint8_t)~C_WANT_WRITE;
+            want_write(c);
         }
         break;
     case LWS_CALLBACK_CLOSED:

@@ -811,15 +811,22 @@ int veil_wire_decode(veil_frame *f, const uint8_t *in, size_t len, const veil_wi
             if (rd_uint(&r, &x) != 0) {
                 return VEIL_EINVAL;
             }
+            /* Recorded at once, so an error reply can name the request even if a later key is malformed. */
             if (keys[i].len == 2) {
                 id = x;
                 has_id = true;
+                if (id <= U32MAX) {
+                    f->id = (uint32_t)id;
+                }
             } else if (keys[i].p[0] == 'v') {
                 v = x;
                 has_v = true;
             } else {
                 t = x;
                 has_t = true;
+                if (t <= U32MAX) {
+                    f->type = (uint32_t)t;
+                }
             }
         } else if (rd_skip(&r, 2) != 0) {
             return VEIL_EINVAL;
@@ -827,12 +834,6 @@ int veil_wire_decode(veil_frame *f, const uint8_t *in, size_t len, const veil_wi
     }
     if (r.off != r.len) {
         return VEIL_EINVAL;
-    }
-    if (has_t && t <= U32MAX) {
-        f->type = (uint32_t)t;
-    }
-    if (has_id && id <= U32MAX) {
-        f->id = (uint32_t)id;
     }
     if (!has_v) {
         return VEIL_EINVAL;

@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * veil-relay integration tests, durability (SPEC.md 9.12): publish under
+ * load, kill -9, restart on the same SQLite file; every acknowledged envelope
+ * is there with its sequence number, sequence numbers are contiguous, nothing
+ * is duplicated, and clients reconnect and catch up. Also the clean shutdown
+ * on SIGTERM.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "relay_harness.h"
+
+#define NPUB 3
+#define WINDOW 32
+#define MAXMSG 20000
+
+static const uint8_t TAG[] = { 0x7a };
+
+static void cmid_of(uint8_t cmid[16], uint32_t who, uint32_t n)
+{
+    memset(cmid, 0, 16);
+    cmid[0] = 0xd0;
+    cmid[1] = (uint8_t)who;
+    cmid[12] = (uint8_t)(n >> 24);
+    cmid[13] = (uint8_t)(n >> 16);
+    cmid[14] = (uint8_t)(n >> 8);
+    cmid[15] = (uint8_t)n;
+}
+
+static uint32_t cmid_n(const uint8_t *cmid)
+{
+    return ((uint32_t)cmid[12] << 24) | ((uint32_t)cmid[13] << 16) | ((uint32_t)cmid[14] << 8) | cmid[15];
+}
+
+/* What a full replay of the room shows: for each publisher and message number, its seq (0 if absent). */
+typedef struct room_view {
+    uint64_t head;
+    uint64_t seq_of[NPUB][MAXMSG + 1];
+} room_view;
+
+/* Joins with since 0 and reads the whole room: seqs contiguous from 1 to head, no (who, n) twice. */
+static void collect(const th_relay *r, const tc_id *id, const tc_room *room, room_view *v)
+{
+    tc *c = tc_connect(r);
+    veil_frame f;
+    uint64_t last = 0;
+
+    memset(v, 0, sizeof *v);
+    tc_auth(c, id);
+    tc_join(c, room, TAG, 1, 0, &f);
+    v->head = f.head;
+    assert_int_equal(f.first, v->head > 0 ? 1 : v->head + 1);
+    for (;;) {
+        uint32_t who, n;
+
+        assert_int_equal(tc_recv(c, &f, 10000), 1);
+        if (f.type == VEIL_FT_CAUGHT_UP) {
+            assert_int_equal(f.seq, v->head);
+            break;
+        }
+        assert_int_equal(f.type, VEIL_FT_DELIVER);
+        assert_int_equal(f.seq, last + 1);
+        last = f.seq;
+        assert_int_equal(f.cmid.p[0], 0xd0);
+        who = f.cmid.p[1];
+        n = cmid_n(f.cmid.p);
+        assert_true(who < NPUB && n >= 1 && n <= MAXMSG);
+        assert_int_equal(v->seq_of[who][n], 0); /* no duplicate */
+        v->seq_of[who][n] = f.seq;
+        /* The body is what was published. */
+        assert_int_equal(f.env.len, 256);
+        assert_int_equal(f.env.p[0], (uint8_t)n);
+        assert_int_equal(f.env.p[255], (uint8_t)who);
+    }
+    assert_int_equal(last, v->head);
+    tc_free(c);
+}
+
+typedef struct pub {
+    tc *c;
+    uint32_t sent, acked;
+    uint64_t *ack_seq; /* by message number */
+} pub;
+
+static void publish_n(pub *p, uint32_t who, const tc_room *room, uint32_t n)
+{
+    uint8_t cmid[16], env[256];
+
+    cmid_of(cmid, who, n);
+    memset(env, 0x33, sizeof env);
+    env[0] = (uint8_t)n;
+    env[255] = (uint8_t)who;
+    tc_publish(p->c, n, room, cmid, env, sizeof env);
+}
+
+/* Reads whatever arrived; records ACKs; ignores deliveries and presence of the others. */
+static void drain(pub *p, uint32_t who)
+{
+    veil_frame f;
+
+    while (tc_recv(p->c, &f, 0) > 0) {
+        if (f.type == VEIL_FT_ACK) {
+            uint32_t n = cmid_n(f.cmid.p);
+            assert_int_equal(f.cmid.p[1], who);
+            assert_true(n >= 1 && n <= p->sent);
+            assert_int_equal(p->ack_seq[n], 0);
+            p->ack_seq[n] = f.seq;
+            p->acked++;
+        } else if (f.type != VEIL_FT_DELIVER && f.type != VEIL_FT_PRESENCE) {
+            fail_msg("unexpected frame type 0x%02x (code %d)", f.type, (int)f.code);
+        }
+    }
+}
+
+static void test_kill9_durability(void **state)
+{
+    static const char *const flags[] = { "--rate", "1000000", "--burst", "1000000", NULL };
+    th_relay r;
+    tc_id ids[NPUB + 1];
+    tc_room room;
+    pub p[NPUB];
+    room_view *v = malloc(sizeof *v), *v2 = malloc(sizeof *v2);
+    uint32_t total = 0, i, n, redone = 0, dups = 0;
+    int64_t end;
+    veil_frame f;
+
+    (void)state;
+    assert_non_null(v);
+    assert_non_null(v2);
+    th_relay_start(&r, flags);
+    tc_room_from_secret(&room, 77);
+    for (i = 0; i <= NPUB; i++) {
+        tc_id_from_seed(&ids[i], (uint8_t)(i + 1));
+    }
+    for (i = 0; i < NPUB; i++) {
+        p[i].c = tc_connect(&r);
+        p[i].sent = p[i].acked = 0;
+        p[i].ack_seq = calloc(MAXMSG + 1, sizeof(uint64_t));
+        assert_non_null(p[i].ack_seq);
+        tc_auth(p[i].c, &ids[i]);
+        tc_join(p[i].c, &room, TAG, 1, -1, NULL);
+    }
+    /* Publish under load with up to WINDOW unacknowledged per publisher, then kill -9 mid-flight. */
+    end = th_now_ms() + 5000;
+    while (total < 3000 && th_now_ms() < end) {
+        for (i = 0; i < NPUB; i++) {
+            while (p[i].sent - p[i].acked < WINDOW && p[i].sent < MAXMSG) {
+                publish_n(&p[i], i, &room, ++p[i].sent);
+            }
+        }
+        tc_service(1);
+        total = 0;
+        for (i = 0; i < NPUB; i++) {
+            drain(&p[i], i);
+            total += p[i].acked;
+        }
+    }
+    assert_true(total >= 300);
+    assert_true(WIFSIGNALED(th_relay_signal(&r, SIGKILL)));
+    for (i = 0; i < NPUB; i++) {
+        tc_wait_closed(p[i].c, 5000);
+        drain(&p[i], i);
+        tc_free(p[i].c);
+    }
+
+    /* Restart on the same store: every ACKed envelope is there, under its seq. */
+    th_relay_restart(&r);
+    collect(&r, &ids[NPUB], &room, v);
+    total = 0;
+    for (i = 0; i < NPUB; i++) {
+        for (n = 1; n <= p[i].sent; n++) {
+            if (p[i].ack_seq[n] != 0) {
+                assert_int_equal(v->seq_of[i][n], p[i].ack_seq[n]);
+                total++;
+            }
+        }
+    }
+    assert_true(v->head >= total);
+    print_message("kill -9 after %u acknowledged envelopes; %llu stored\n", total, (unsigned long long)v->head);
+
+    /* Clients retry what was not acknowledged, with the same cmid: stored ones answer dup with their seq. */
+    for (i = 0; i < NPUB; i++) {
+        p[i].c = tc_connect(&r);
+        tc_auth(p[i].c, &ids[i]);
+        tc_join(p[i].c, &room, TAG, 1, (int64_t)v->head, NULL);
+        tc_expect(p[i].c, VEIL_FT_CAUGHT_UP, &f);
+    }
+    for (i = 0; i < NPUB; i++) {
+        for (n = 1; n <= p[i].sent; n++) {
+            if (p[i].ack_seq[n] != 0) {
+                continue;
+            }
+            publish_n(&p[i], i, &room, n);
+            /* Skip the deliveries of the other publishers' retries and presence. */
+            do {
+                assert_int_equal(tc_recv(p[i].c, &f, 5000), 1);
+            } while (f.type != VEIL_FT_ACK);
+            assert_int_equal(cmid_n(f.cmid.p), n);
+            if (v->seq_of[i][n] != 0) {
+                assert_true(f.dup);
+                assert_int_equal(f.seq, v->seq_of[i][n]);
+                dups++;
+            } else {
+                assert_false(f.dup);
+                assert_true(f.seq > v->head);
+            }
+            redone++;
+        }
+    }
+    print_message("retried %u unacknowledged envelopes, %u of them were already stored\n", redone, dups);
+    for (i = 0; i < NPUB; i++) {
+        tc_free(p[i].c);
+    }
+    /* And the room is still one contiguous sequence with every envelope exactly once. */
+    collect(&r, &ids[NPUB], &room, v2);
+    for (i = 0; i < NPUB; i++) {
+        for (n = 1; n <= p[i].sent; n++) {
+            assert_true(v2->seq_of[i][n] != 0);
+        }
+        free(p[i].ack_seq);
+    }
+    free(v);
+    free(v2);
+    th_relay_stop(&r);
+}
+
+static void test_sigterm_commits_and_closes(void **state)
+{
+    static const char *const flags[] = { "--rate", "1000000", "--burst", "1000000", NULL };
+    th_relay r;
+    tc_id id, reader;
+    tc_room room;
+    pub p;
+    room_view *v = malloc(sizeof *v);
+    veil_frame f;
+    uint32_t n;
+    int st, rc, saw_busy = 0;
+
+    (void)state;
+    assert_non_null(v);
+    th_relay_start(&r, flags);
+    tc_id_from_seed(&id, 1);
+    tc_id_from_seed(&reader, 9);
+    tc_room_from_secret(&room, 78);
+    p.c = tc_connect(&r);
+    p.sent = p.acked = 0;
+    p.ack_seq = calloc(MAXMSG + 1, sizeof(uint64_t));
+    assert_non_null(p.ack_seq);
+    tc_auth(p.c, &id);
+    tc_join(p.c, &room, TAG, 1, -1, NULL);
+    for (n = 1; n <= 300; n++) {
+        publish_n(&p, 0, &room, ++p.sent);
+    }
+    tc_service(20);
+    st = th_relay_signal(&r, SIGTERM);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    /* The client got its ACKs, then ERROR VEIL_EBUSY and close 1001. */
+    for (;;) {
+        rc = tc_recv(p.c, &f, 5000);
+        if (rc <= 0) {
+            break;
+        }
+        if (f.type == VEIL_FT_ACK) {
+            p.ack_seq[cmid_n(f.cmid.p)] = f.seq;
+            p.acked++;
+            assert_int_equal(saw_busy, 0);
+        } else {
+            assert_int_equal(f.type, VEIL_FT_ERROR);
+            assert_int_equal(f.code, VEIL_EBUSY);
+            saw_busy = 1;
+        }
+    }
+    assert_int_equal(rc, -1);
+    assert_int_equal(saw_busy, 1);
+    assert_int_equal(tc_wait_closed(p.c, 1000), 1001);
+    tc_free(p.c);
+    th_relay_restart(&r);
+    collect(&r, &reader, &room, v);
+    for (n = 1; n <= p.sent; n++) {
+        if (p.ack_seq[n] != 0) {
+            assert_int_equal(v->seq_of[0][n], p.ack_seq[n]);
+        }
+    }
+    assert_true(v->head >= p.acked);
+    print_message("SIGTERM after %u acknowledged envelopes; %llu stored\n", p.acked, (unsigned long long)v->head);
+    free(p.ack_seq);
+    free(v);
+    th_relay_stop(&r);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        TH_TEST(test_kill9_durability),
+        TH_TEST(test_sigterm_commits_and_closes),
+    };
+
+    th_init(argc, argv);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
