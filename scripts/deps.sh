@@ -44,3 +44,5 @@ npm_ci() {
   fi
 }
 npm_ci tests/vectors/gen
+# ws and @msgpack/msgpack for the relay protocol test from plain Node (tests/node).
+npm_ci tests/node
