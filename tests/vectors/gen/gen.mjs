@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import * as V from './veil.mjs';
 import { hex, unhex, ascii, concat, equal, u8, u32, SMALL_ORDER } from './veil.mjs';
 import { det, recordingRng, fixedRng } from './det.mjs';
-import { ratchetVectors } from './ratchet_cases.mjs';
+import { ratchetConversations, ratchetVectors } from './ratchet_cases.mjs';
+import { stateVectors } from './state_cases.mjs';
 import { groupVectors } from './group_cases.mjs';
 
 const OUT_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -358,10 +359,12 @@ function generate() {
   files['safety.json'] = safetyVectors();
   const x = x3dhVectors();
   files['x3dh.json'] = x.file;
-  files['ratchet.json'] = ratchetVectors(x.withOpk);
+  const convs = ratchetConversations(x.withOpk);
+  files['ratchet.json'] = ratchetVectors(x.withOpk, convs);
   files['seal.json'] = sealVectors();
   files['drbg.json'] = drbgVectors();
   files['group.json'] = groupVectors();
+  files['state.json'] = stateVectors(convs);
   const out = {};
   for (const [name, obj] of Object.entries(files)) out[name] = `${JSON.stringify(obj, null, 1)}\n`;
   return out;

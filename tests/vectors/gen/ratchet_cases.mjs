@@ -23,7 +23,7 @@ function text(label, len) {
   return ascii(s.slice(0, len));
 }
 
-class Conversation {
+export class Conversation {
   constructor(name, keys, bobSpk) {
     this.name = name;
     this.rng = { alice: recordingRng(`ratchet/${name}/alice`), bob: recordingRng(`ratchet/${name}/bob`) };
@@ -41,6 +41,15 @@ class Conversation {
     this.msgs = [];
     this.events = [];
     this.craftCount = 0;
+    // snaps[k] = both parties' states after the first k events (snaps[0]:
+    // right after initialisation). States are never modified in place, so
+    // references suffice. Used by state.json (SPEC 10.3).
+    this.snaps = [{ ...this.state }];
+  }
+
+  record(ev) {
+    this.events.push(ev);
+    this.snaps.push({ ...this.state });
   }
 
   enc(party, pt) {
@@ -53,7 +62,7 @@ class Conversation {
     this.state[party] = r.state;
     const id = this.msgs.length;
     this.msgs.push({ party, pt, ct: r.message });
-    this.events.push({
+    this.record({
       op: 'encrypt', party, id, rng: hex(drawn), plaintext: hex(pt),
       header: hex(r.hdr), mk: hex(r.mk), ciphertext: hex(r.message),
     });
@@ -68,7 +77,7 @@ class Conversation {
       assert(e.veil === error, `encrypt error ${e.message}, want ${error}`);
       assert(this.rng[party].take().length === 0, 'failed encrypt drew nothing');
       assert(V.stateSnapshot(this.state[party]) === before, 'state unchanged');
-      this.events.push({ op: 'encrypt', party, rng: '', plaintext: hex(pt), error });
+      this.record({ op: 'encrypt', party, rng: '', plaintext: hex(pt), error });
       return;
     }
     throw new Error(`encrypt succeeded, want ${error}`);
@@ -81,7 +90,7 @@ class Conversation {
     assert(!this.state[party].pending && this.state[party].CKs, 'skip needs an open sending chain');
     const zero = (n) => new Uint8Array(n);
     for (let i = 0; i < count; i++) this.state[party] = V.ratchetEncrypt(this.state[party], new Uint8Array(0), zero).state;
-    this.events.push({ op: 'skip', party, count, nonce: hex(zero(24)) });
+    this.record({ op: 'skip', party, count, nonce: hex(zero(24)) });
   }
 
   // Delivers message `id` to its recipient. opts: {error, tamper: {offset, xor}}.
@@ -113,7 +122,7 @@ class Conversation {
         assert(e.veil === error, `${this.name} event ${this.events.length}: got ${e.message}, want ${error}`);
         assert(V.stateSnapshot(this.state[party]) === before, 'state unchanged on failure');
         ev.error = error;
-        this.events.push(ev);
+        this.record(ev);
         return;
       }
       throw new Error(`${this.name} event ${this.events.length}: decrypt succeeded, want ${error}`);
@@ -124,7 +133,7 @@ class Conversation {
     this.state[party] = r.state;
     ev.plaintext = hex(r.plaintext);
     ev.case = r.kase;
-    this.events.push(ev);
+    this.record(ev);
   }
 
   // Builds a message for `party` with chosen header fields under header
@@ -304,7 +313,7 @@ function mainConversation(x3dh) {
   assert(n >= 24 && steps >= 4, 'main conversation size');
   // Alice still holds e12's key and nothing else.
   assert(c.state.alice.skipped.entries.length === 1, 'one lost key remains');
-  return c.json();
+  return c;
 }
 
 // MAX_SKIP at its bounds in both cases a and b, and the FIFO eviction of
@@ -344,7 +353,8 @@ function skipScenario() {
   c.dec(j9, { error: 'VEIL_ESKIP' }); // case b, PN - Nr = 1001
   c.dec(j7, { kase: 'a' }); // case a, N - Nr = 1000
   c.dec(j9, { kase: 'b' });
-  return { name: 'skip_limits', ...c.json() };
+  c.jsonName = 'skip_limits';
+  return c;
 }
 
 // Seven receiving chains with stored keys: the seventh evicts the first
@@ -376,9 +386,17 @@ function slotScenario() {
   c.dec(b8a, { kase: 'a' });
   for (const k of [2, 3, 4]) c.dec(firsts[k], { kase: 'c' });
   assert(c.state.alice.skipped.entries.length === 0 && c.state.alice.skipped.slots.every((s) => !s.used), 'store empty');
-  return { name: 'header_key_slots', ...c.json() };
+  c.jsonName = 'header_key_slots';
+  return c;
 }
 
-export function ratchetVectors(x3dh) {
-  return { ...mainConversation(x3dh), scenarios: [skipScenario(), slotScenario()] };
+// The three conversations of ratchet.json, with every intermediate state
+// (Conversation.snaps), so that state.json can serialize them.
+export function ratchetConversations(x3dh) {
+  return { main: mainConversation(x3dh), skip: skipScenario(), slots: slotScenario() };
+}
+
+export function ratchetVectors(x3dh, convs = ratchetConversations(x3dh)) {
+  const named = (c) => ({ name: c.jsonName, ...c.json() });
+  return { ...convs.main.json(), scenarios: [named(convs.skip), named(convs.slots)] };
 }
