@@ -27,9 +27,10 @@
 #include "veil_seal.h"
 #include "veil_x3dh.h"
 
+/* veilWebCrypto comes from wasm/node-shim.js (the page's crypto, or Node's webcrypto). */
 /* clang-format off */
 EM_JS(void, veil_js_random, (uint8_t *buf, size_t len), {
-    globalThis.crypto.getRandomValues(HEAPU8.subarray(buf, buf + len));
+    veilWebCrypto.getRandomValues(HEAPU8.subarray(buf, buf + len));
 })
 /* clang-format on */
 

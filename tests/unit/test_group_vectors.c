@@ -64,8 +64,8 @@ static void test_sender_chain(void **state)
         uint8_t zero[24] = { 0 };
 
         if (skip != NULL) {
-            long k;
-            for (k = 0; k < (long)skip->valuedouble; k++) {
+            int64_t k;
+            for (k = 0; k < (int64_t)skip->valuedouble; k++) {
                 vt_replay_push(&rr, zero, sizeof zero);
                 assert_veil_ok(veil_group_encrypt(&tx, out, sizeof out, &len, NULL, 0, &rng));
             }
@@ -144,7 +144,7 @@ static void run_receiver(const cJSON *script)
             memcpy(in, b, len);
             free(b);
         } else {
-            long i = vt_int(ev, "msg");
+            int64_t i = vt_int(ev, "msg");
             const cJSON *t = cJSON_GetObjectItemCaseSensitive(ev, "tamper");
             assert_true(i >= 0 && i < nmsgs);
             len = msg_lens[i];
@@ -298,7 +298,7 @@ static void test_roster_vectors(void **state)
     }
     cJSON_ArrayForEach(c, vt_get(ro, "invalid_next"))
     {
-        long cur = vt_int(c, "current");
+        int64_t cur = vt_int(c, "current");
         int rc;
         assert_true(cur >= 0 && cur < n);
         rc = decode_and(c, "record", &tmp);
@@ -326,7 +326,7 @@ static void test_roster_vectors(void **state)
     {
         const cJSON *cf = vt_get(ro, "conflict"), *cands = vt_get(cf, "candidates");
         static veil_roster a, b;
-        long cur = vt_int(cf, "current");
+        int64_t cur = vt_int(cf, "current");
         assert_veil_ok(decode_and(cJSON_GetArrayItem(cands, 0), "record", &a));
         assert_veil_ok(decode_and(cJSON_GetArrayItem(cands, 1), "record", &b));
         assert_veil_ok(veil_roster_verify_next(&revs[cur], &a));

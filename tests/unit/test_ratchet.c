@@ -74,7 +74,7 @@ static void run_conversation(const cJSON *conv, conv_stats *st)
         const cJSON *err = cJSON_GetObjectItemCaseSensitive(ev, "error");
 
         if (strcmp(op, "skip") == 0) {
-            long i, count = vt_int(ev, "count");
+            int64_t i, count = vt_int(ev, "count");
             uint8_t nonce[24], out[MSG_CAP];
             size_t out_len;
             vt_hex_into(ev, "nonce", nonce, sizeof nonce);
@@ -97,7 +97,7 @@ static void run_conversation(const cJSON *conv, conv_stats *st)
                 assert_memory_equal(&snap, me, sizeof snap);
                 st->errors++;
             } else {
-                long id = vt_int(ev, "id");
+                int64_t id = vt_int(ev, "id");
                 size_t ct_len;
                 uint8_t *want = vt_hex(ev, "ciphertext", &ct_len);
                 assert_true(id >= 0 && id < MAX_IDS && msgs[id] == NULL);
@@ -128,13 +128,13 @@ static void run_conversation(const cJSON *conv, conv_stats *st)
                 memcpy(ct, c, ct_len);
                 free(c);
             } else {
-                long id = vt_int(ev, "id");
+                int64_t id = vt_int(ev, "id");
                 const cJSON *tamper = cJSON_GetObjectItemCaseSensitive(ev, "tamper");
                 assert_true(id >= 0 && id < MAX_IDS && msgs[id] != NULL);
                 ct_len = lens[id];
                 memcpy(ct, msgs[id], ct_len);
                 if (tamper != NULL) {
-                    long off = vt_int(tamper, "offset");
+                    int64_t off = vt_int(tamper, "offset");
                     assert_true(off >= 0 && (size_t)off < ct_len);
                     ct[off] ^= (uint8_t)vt_int(tamper, "xor");
                 }

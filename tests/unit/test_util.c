@@ -76,12 +76,14 @@ void vt_hex_into(const cJSON *obj, const char *key, uint8_t *out, size_t len)
     free(b);
 }
 
-long vt_int(const cJSON *obj, const char *key)
+int64_t vt_int(const cJSON *obj, const char *key)
 {
     const cJSON *v = vt_get(obj, key);
 
+    /* int64_t, not long: long is 32 bits in wasm32 and vectors hold u32 values above 2^31. */
     assert_true(cJSON_IsNumber(v));
-    return (long)v->valuedouble;
+    assert_true(v->valuedouble >= -9007199254740991.0 && v->valuedouble <= 9007199254740991.0);
+    return (int64_t)v->valuedouble;
 }
 
 const char *vt_str(const cJSON *obj, const char *key)

@@ -37,7 +37,7 @@ uint8_t *vt_hex(const cJSON *obj, const char *key, size_t *len);
 /** Decodes a hex member that must have exactly len octets into out. */
 void vt_hex_into(const cJSON *obj, const char *key, uint8_t *out, size_t len);
 /** Integer member. */
-long vt_int(const cJSON *obj, const char *key);
+int64_t vt_int(const cJSON *obj, const char *key);
 /** String member. */
 const char *vt_str(const cJSON *obj, const char *key);
 /** Error code for a name from SPEC.md 11 ("VEIL_EAUTH"); fails the test if unknown. */
