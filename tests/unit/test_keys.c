@@ -168,6 +168,91 @@ static void test_keyring_serialization(void **state)
     veil_keyring_wipe(&kr);
 }
 
+
+/* tests/vectors/state.json: keyrings (SPEC.md 10.2) from the independent implementation. */
+static void test_keyring_vectors(void **state)
+{
+    cJSON *root = vt_load("state");
+    const cJSON *c;
+    static veil_keyring kr, kr2;
+    static uint8_t buf[32768];
+    vt_replay_rng rr;
+    veil_rng rng = vt_replay_rng_of(&rr);
+    size_t len, n, added;
+    uint8_t *want, *b;
+    int steps = 0;
+
+    (void)state;
+    vt_replay_init(&rr);
+    cJSON_ArrayForEach(c, vt_get(root, "keyrings"))
+    {
+        const char *op = vt_str(c, "op");
+
+        if (strcmp(op, "remove_opk") != 0) {
+            b = vt_hex(c, "rng", &n);
+            vt_replay_push(&rr, b, n);
+            free(b);
+        }
+        if (strcmp(op, "create") == 0) {
+            veil_keyring_init(&kr, &rng, (uint64_t)vt_int(c, "created"));
+        } else if (strcmp(op, "add_opks") == 0) {
+            assert_veil_ok(veil_keyring_add_opks(&kr, (size_t)vt_int(c, "count"), &added, &rng));
+            assert_int_equal(added, (size_t)vt_int(c, "count"));
+        } else if (strcmp(op, "rotate_spk") == 0) {
+            assert_veil_ok(veil_keyring_rotate_spk(&kr, &rng, (uint64_t)vt_int(c, "created")));
+        } else {
+            assert_string_equal(op, "remove_opk");
+            assert_veil_ok(veil_keyring_remove_opk(&kr, (uint32_t)vt_int(c, "id")));
+        }
+        vt_replay_assert_drained(&rr);
+        {
+            const cJSON *pub = vt_get(c, "public");
+            uint8_t pk[32], sig[64];
+            vt_hex_into(pub, "iks_pk", pk, 32);
+            assert_memory_equal(pk, kr.id.pub.sign_pk, 32);
+            vt_hex_into(pub, "idsig", sig, 64);
+            assert_memory_equal(sig, kr.id.pub.sig, 64);
+            vt_hex_into(vt_get(pub, "spk"), "sig", sig, 64);
+            assert_memory_equal(sig, kr.spk.sig, 64);
+            assert_int_equal(kr.next_opk_id, (uint32_t)vt_int(pub, "next_opk_id"));
+        }
+        assert_veil_ok(veil_keyring_serialize(buf, sizeof buf, &len, &kr));
+        want = vt_hex(c, "serialized", &n);
+        assert_int_equal(len, n);
+        assert_memory_equal(buf, want, n);
+        assert_veil_ok(veil_keyring_deserialize(&kr2, want, n));
+        assert_memory_equal(&kr2, &kr, sizeof kr);
+        free(want);
+        steps++;
+    }
+    assert_true(steps >= 4);
+    cJSON_ArrayForEach(c, vt_get(root, "accepted_keyrings"))
+    {
+        want = vt_hex(c, "serialized", &n);
+        assert_veil_ok(veil_keyring_deserialize(&kr2, want, n));
+        assert_veil_ok(veil_keyring_serialize(buf, sizeof buf, &len, &kr2));
+        assert_int_equal(len, n);
+        assert_memory_equal(buf, want, n);
+        free(want);
+    }
+    steps = 0;
+    cJSON_ArrayForEach(c, vt_get(root, "invalid_keyrings"))
+    {
+        int rc;
+        b = vt_hex(c, "bytes", &n);
+        rc = veil_keyring_deserialize(&kr2, b, n);
+        if (rc != vt_err(vt_str(c, "error"))) {
+            fail_msg("invalid keyring %s: got %s", vt_str(c, "name"), veil_err_name(rc));
+        }
+        assert_true(sodium_is_zero((const unsigned char *)&kr2, sizeof kr2));
+        free(b);
+        steps++;
+    }
+    assert_true(steps >= 10);
+    veil_keyring_wipe(&kr);
+    cJSON_Delete(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_bundle_codec),
         cmocka_unit_test(test_keyring_prekeys),
         cmocka_unit_test(test_keyring_serialization),
+        cmocka_unit_test(test_keyring_vectors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

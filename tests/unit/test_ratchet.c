@@ -39,7 +39,8 @@ static void check_keys(const cJSON *ev, const veil_session *sender, const uint8_
                      0);
 }
 
-static void run_conversation(const cJSON *conv, conv_stats *st)
+/* Replays the first stop_after events (all if negative). */
+static void run_conversation(const cJSON *conv, conv_stats *st, int stop_after)
 {
     veil_x3dh_secret x;
     uint8_t bob_spk_sk[32], bob_spk_pk[32], pk[32], r32[32];
@@ -68,8 +69,14 @@ static void run_conversation(const cJSON *conv, conv_stats *st)
 
     cJSON_ArrayForEach(ev, vt_get(conv, "events"))
     {
-        const char *op = vt_str(ev, "op");
-        int is_alice = strcmp(vt_str(ev, "party"), "alice") == 0;
+        const char *op;
+        int is_alice;
+
+        if (stop_after >= 0 && stop_after-- == 0) {
+            break;
+        }
+        op = vt_str(ev, "op");
+        is_alice = strcmp(vt_str(ev, "party"), "alice") == 0;
         veil_session *me = is_alice ? &alice : &bob;
         const cJSON *err = cJSON_GetObjectItemCaseSensitive(ev, "error");
 
@@ -175,7 +182,7 @@ static void test_vector_conversations(void **state)
 
     (void)state;
     memset(&st, 0, sizeof st);
-    run_conversation(root, &st);
+    run_conversation(root, &st, -1);
     assert_true(st.encrypts >= 20);
     assert_true(st.dh_steps >= 4);
     assert_true(st.decrypts >= 18);
@@ -183,12 +190,140 @@ static void test_vector_conversations(void **state)
     cJSON_ArrayForEach(sc, vt_get(root, "scenarios"))
     {
         memset(&st, 0, sizeof st);
-        run_conversation(sc, &st);
+        run_conversation(sc, &st, -1);
         assert_true(st.decrypts > 0);
         scenarios++;
     }
     assert_true(scenarios >= 2);
     cJSON_Delete(root);
+}
+
+
+/* tests/vectors/state.json: serialized sessions (SPEC.md 10.3) at given points of
+ * the vector conversations, what a loaded state then does, and corrupt states. */
+static const cJSON *find_named(const cJSON *arr, const char *name)
+{
+    const cJSON *c;
+    cJSON_ArrayForEach(c, arr)
+    {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(c, "name");
+        if (n != NULL && cJSON_IsString(n) && strcmp(n->valuestring, name) == 0) {
+            return c;
+        }
+    }
+    fail_msg("no entry named %s", name);
+    return NULL;
+}
+
+static void test_state_vectors(void **state)
+{
+    cJSON *st_root = vt_load("state"), *r_root = vt_load("ratchet");
+    const cJSON *c;
+    static uint8_t buf[65536], out[VEIL_DR_MAX_MESSAGE_BYTES];
+    static veil_session loaded;
+    size_t len, n;
+    int count = 0;
+
+    (void)state;
+    cJSON_ArrayForEach(c, vt_get(st_root, "sessions"))
+    {
+        const char *conv = vt_str(c, "conversation");
+        const cJSON *cv;
+        conv_stats stats;
+        uint8_t *want = vt_hex(c, "serialized", &n);
+
+        if (strcmp(conv, "main") == 0) {
+            cv = r_root;
+        } else if (strcmp(conv, "skip_limits") == 0 || strcmp(conv, "header_key_slots") == 0) {
+            cv = find_named(vt_get(r_root, "scenarios"), conv);
+        } else {
+            cv = find_named(vt_get(st_root, "conversations"), conv);
+        }
+        memset(&stats, 0, sizeof stats);
+        run_conversation(cv, &stats, (int)vt_int(c, "events_applied"));
+        assert_veil_ok(veil_session_serialize(buf, sizeof buf, &len,
+                                              strcmp(vt_str(c, "party"), "alice") == 0 ? &alice : &bob));
+        if (len != n || memcmp(buf, want, n) != 0) {
+            fail_msg("session %s: serialized state differs", vt_str(c, "name"));
+        }
+        assert_veil_ok(veil_session_deserialize(&loaded, want, n));
+        assert_veil_ok(veil_session_serialize(buf, sizeof buf, &len, &loaded));
+        assert_memory_equal(buf, want, n);
+        free(want);
+        count++;
+    }
+    assert_true(count >= 8);
+    count = 0;
+    cJSON_ArrayForEach(c, vt_get(st_root, "continuations"))
+    {
+        const cJSON *base = find_named(vt_get(st_root, "sessions"), vt_str(c, "session"));
+        const cJSON *err = cJSON_GetObjectItemCaseSensitive(c, "error");
+        uint8_t *b = vt_hex(base, "serialized", &n);
+        size_t pt_len, ct_len, out_len = 1;
+        int rc;
+
+        assert_veil_ok(veil_session_deserialize(&loaded, b, n));
+        free(b);
+        snap = loaded;
+        if (strcmp(vt_str(c, "op"), "encrypt") == 0) {
+            vt_replay_rng rr;
+            veil_rng rng = vt_replay_rng_of(&rr);
+            uint8_t *pt = vt_hex(c, "plaintext", &pt_len);
+            vt_replay_init(&rr);
+            b = vt_hex(c, "rng", &n);
+            vt_replay_push(&rr, b, n);
+            free(b);
+            rc = veil_session_encrypt(&loaded, out, sizeof out, &out_len, pt, pt_len, &rng);
+            free(pt);
+            if (err == NULL) {
+                assert_veil_ok(rc);
+                vt_replay_assert_drained(&rr);
+                b = vt_hex(c, "ciphertext", &ct_len);
+                assert_int_equal(out_len, ct_len);
+                assert_memory_equal(out, b, ct_len);
+                free(b);
+            }
+        } else {
+            uint8_t *ct = vt_hex(c, "ciphertext", &ct_len);
+            rc = veil_session_decrypt(&loaded, out, sizeof out, &out_len, ct, ct_len);
+            free(ct);
+            if (err == NULL) {
+                assert_veil_ok(rc);
+                b = vt_hex(c, "plaintext", &pt_len);
+                assert_int_equal(out_len, pt_len);
+                assert_memory_equal(out, b, pt_len);
+                free(b);
+            }
+        }
+        if (err != NULL) {
+            assert_veil_err(rc, vt_err(err->valuestring));
+            assert_memory_equal(&snap, &loaded, sizeof snap);
+        } else {
+            b = vt_hex(c, "serialized_after", &n);
+            assert_veil_ok(veil_session_serialize(buf, sizeof buf, &len, &loaded));
+            if (len != n || memcmp(buf, b, n) != 0) {
+                fail_msg("continuation of %s (%s): state after differs", vt_str(c, "session"), vt_str(c, "op"));
+            }
+            free(b);
+        }
+        count++;
+    }
+    assert_true(count >= 4);
+    count = 0;
+    cJSON_ArrayForEach(c, vt_get(st_root, "invalid_sessions"))
+    {
+        uint8_t *b = vt_hex(c, "bytes", &n);
+        int rc = veil_session_deserialize(&loaded, b, n);
+        if (rc != vt_err(vt_str(c, "error"))) {
+            fail_msg("invalid session %s: got %s", vt_str(c, "name"), veil_err_name(rc));
+        }
+        assert_true(sodium_is_zero((const unsigned char *)&loaded, sizeof loaded));
+        free(b);
+        count++;
+    }
+    assert_true(count >= 15);
+    cJSON_Delete(st_root);
+    cJSON_Delete(r_root);
 }
 
 /* ---- property tests on sessions made through X3DH ---- */
@@ -504,6 +639,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vector_conversations),
+        cmocka_unit_test(test_state_vectors),
         cmocka_unit_test(test_random_out_of_order),
         cmocka_unit_test(test_tampering_changes_nothing),
         cmocka_unit_test(test_skip_limits),
