@@ -333,6 +333,9 @@ static void visit(io *x, veil_engine *e)
     size_t i;
 
     io_u8(x, &version);
+    if (io_failed(x)) {
+        return;
+    }
     if (version != STATE_VERSION) {
         x->bad = VEIL_EVERSION;
         return;

@@ -532,6 +532,251 @@ static void test_restart_sealed(void **state)
     fr_free(R);
 }
 
+/* The sole admin leaves: it hands the role over first; the others go on in a new epoch. */
+static void test_group_leave(void **state)
+{
+    fr_relay *R = fr_new(3, 80);
+    const int others[] = { B, C };
+    uint32_t rooms[3];
+    size_t mark[3];
+    veil_room_info info;
+    veil_member_info mi;
+    char buf[128];
+    int k, heir;
+    uint32_t i, admins = 0;
+
+    (void)state;
+    make_group(R, A, others, 2, rooms);
+    for (k = 0; k < 3; k++) {
+        mark[k] = R->c[k].nlog;
+    }
+    assert_int_equal(veil_engine_group_leave(R->c[A].e, R->now, rooms[A]), 0);
+    assert_int_equal(veil_engine_send_text(R->c[A].e, R->now, rooms[A], "x", 1, NULL, (uint8_t[16]){ 0 }),
+                     VEIL_ESTATE);
+    fr_advance(R, 3000);
+    assert_true(fr_find(&R->c[A], mark[A], VEIL_EV_REMOVED, NULL) >= 0);
+    assert_true(R->c[A].log[fr_find(&R->c[A], mark[A], VEIL_EV_REMOVED, NULL)].flags & VEIL_EVF_OWN);
+    assert_int_equal(veil_engine_room_get(R->c[A].e, rooms[A], &info), VEIL_EINVAL);
+    heir = memcmp(R->c[B].ik, R->c[C].ik, 32) < 0 ? B : C;
+    for (k = B; k <= C; k++) {
+        assert_int_equal(veil_engine_room_get(R->c[k].e, rooms[k], &info), 0);
+        assert_int_equal(info.members, 2);
+        assert_int_equal(info.epoch, 1);
+        assert_int_equal(info.roster_rev, 5);
+        assert_int_equal(info.admin, k == heir);
+        for (i = 0; i < 2; i++) {
+            assert_int_equal(veil_engine_room_member(R->c[k].e, rooms[k], i, &mi), 0);
+            admins += mi.role == VEIL_ROSTER_ROLE_ADMIN;
+            assert_true(mi.has_key);
+        }
+        assert_true(fr_find(&R->c[k], mark[k], VEIL_EV_MEMBER, NULL) >= 0);
+    }
+    assert_int_equal(admins, 2); /* the heir, seen by both */
+    send_text(R, B, rooms[B], "bye A", NULL);
+    fr_advance(R, 1000);
+    texts(&R->c[C], mark[C], buf, sizeof buf);
+    assert_string_equal(buf, "bye A");
+    assert_int_equal(fr_find(&R->c[A], mark[A], VEIL_EV_MESSAGE, NULL), -1);
+    for (k = 0; k < 3; k++) {
+        assert_int_equal(no_alerts(&R->c[k], 0), 0);
+    }
+    /* The heir may now invite. */
+    assert_int_equal(veil_engine_group_invite(R->c[heir].e, R->now, rooms[heir], fr_add_contact(R, heir, A)), 0);
+    fr_free(R);
+}
+
+/* Two changes of one revision at once: every member keeps the same one (SPEC.md 8.2). */
+static void test_roster_conflict(void **state)
+{
+    fr_relay *R = fr_new(4, 81);
+    const int others[] = { B, C };
+    uint32_t rooms[4];
+    veil_room_info ia, ib;
+
+    (void)state;
+    make_group(R, A, others, 2, rooms);
+    /* A adds D while C leaves: both sign a successor of revision 3. */
+    assert_int_equal(veil_engine_group_invite(R->c[A].e, R->now, rooms[A], fr_add_contact(R, A, D)), 0);
+    assert_int_equal(veil_engine_group_leave(R->c[C].e, R->now, rooms[C]), 0);
+    fr_advance(R, 3000);
+    assert_int_equal(veil_engine_room_get(R->c[A].e, rooms[A], &ia), 0);
+    assert_int_equal(veil_engine_room_get(R->c[B].e, rooms[B], &ib), 0);
+    assert_int_equal(ia.roster_rev, 4);
+    assert_int_equal(ib.roster_rev, 4);
+    assert_int_equal(ia.members, ib.members);
+    assert_int_equal(ia.epoch, ib.epoch);
+    /* The loser's author hears of it if it was A. */
+    if (ia.epoch == 1) {
+        assert_int_equal(fr_count(&R->c[A], 0, VEIL_EV_ALERT, VEIL_ALERT_ROSTER_CONFLICT), 1);
+        assert_int_equal(ia.members, 2);
+    } else {
+        assert_int_equal(ia.members, 4);
+    }
+    assert_int_equal(fr_count(&R->c[B], 0, VEIL_EV_ALERT, 0), 0);
+    fr_free(R);
+}
+
+/* History: a page before what the engine processed; what predates our keys is skipped silently. */
+static void test_history(void **state)
+{
+    fr_relay *R = fr_new(3, 82);
+    const int first[] = { B };
+    uint32_t rooms[3];
+    size_t mark;
+    long i;
+    int k;
+
+    (void)state;
+    make_group(R, A, first, 1, rooms);
+    for (k = 0; k < 5; k++) {
+        send_text(R, A, rooms[A], "old", NULL);
+    }
+    fr_advance(R, 1000);
+    /* C joins late: nothing older than its invitation is readable. */
+    assert_int_equal(veil_engine_group_invite(R->c[A].e, R->now, rooms[A], fr_add_contact(R, A, C)), 0);
+    fr_run(R);
+    rooms[C] = accept_group(R, C);
+    fr_advance(R, 2000);
+    send_text(R, A, rooms[A], "new", NULL);
+    fr_advance(R, 1000);
+    mark = R->c[C].nlog;
+    assert_int_equal(veil_engine_history(R->c[C].e, R->now, rooms[C], 4), 0);
+    assert_int_equal(veil_engine_history(R->c[C].e, R->now, rooms[C], 4), VEIL_ESTATE); /* one at a time */
+    fr_run(R);
+    i = fr_find(&R->c[C], mark, VEIL_EV_HISTORY, NULL);
+    assert_true(i >= 0);
+    assert_int_equal(R->c[C].log[i].n, 4);
+    assert_true(R->c[C].log[i].flags & VEIL_EVF_MORE);
+    assert_int_equal(fr_find(&R->c[C], mark, VEIL_EV_MESSAGE, NULL), -1);
+    while (R->c[C].log[R->c[C].nlog - 1].flags & VEIL_EVF_MORE) {
+        assert_int_equal(veil_engine_history(R->c[C].e, R->now, rooms[C], 16), 0);
+        fr_run(R);
+    }
+    assert_int_equal(fr_find(&R->c[C], mark, VEIL_EV_MESSAGE, NULL), -1);
+    assert_int_equal(no_alerts(&R->c[C], 0), 0);
+
+    /* B, a member since before: history it already processed is not reported again. */
+    mark = R->c[B].nlog;
+    assert_int_equal(veil_engine_history(R->c[B].e, R->now, rooms[B], 16), 0);
+    fr_run(R);
+    assert_true(fr_find(&R->c[B], mark, VEIL_EV_HISTORY, NULL) >= 0);
+    assert_int_equal(fr_find(&R->c[B], mark, VEIL_EV_MESSAGE, NULL), -1);
+    assert_int_equal(no_alerts(&R->c[B], 0), 0);
+    fr_free(R);
+}
+
+/* Prekeys: the relay runs low and gets more; the signed prekey rotates weekly and old bundles still work. */
+static void test_prekey_upkeep(void **state)
+{
+    fr_relay *R = fr_new(3, 83);
+    fr_ident *id;
+    uint32_t spk0, k, ra;
+    uint8_t old_bundle[VEIL_WIRE_BASE_BYTES];
+    char buf[64];
+
+    (void)state;
+    id = fr_ident_of(R, R->c[A].ik, 0);
+    assert_non_null(id);
+    assert_int_equal(id->nopk, VEIL_ENGINE_OPK_TARGET);
+    spk0 = veil__get_u32be(id->base + 129);
+    /* Someone drains 35 one-time prekeys. */
+    id->nopk -= 35;
+    memcpy(old_bundle, id->base, sizeof old_bundle);
+    fr_set_online(R, A, 0);
+    fr_set_online(R, A, 1);
+    fr_advance(R, VEIL_ENGINE_RECONNECT_MAX_MS);
+    assert_int_equal(id->nopk, VEIL_ENGINE_OPK_TARGET);
+
+    /* A week later the signed prekey rotates and the relay gets the new one. */
+    fr_advance(R, VEIL_ENGINE_SPK_ROTATE_MS + 1000);
+    assert_true(veil__get_u32be(id->base + 129) == spk0 + 1U);
+    /* B fetches the new bundle; C was served the old one (an initial message composed before). */
+    assert_int_equal(veil_engine_direct_open(R->c[B].e, R->now, fr_add_contact(R, B, A), &ra), 0);
+    send_text(R, B, ra, "new spk", NULL);
+    memcpy(id->base, old_bundle, sizeof old_bundle);
+    assert_int_equal(veil_engine_direct_open(R->c[C].e, R->now, fr_add_contact(R, C, A), &ra), 0);
+    send_text(R, C, ra, "old spk", NULL);
+    fr_advance(R, 3000);
+    texts(&R->c[A], 0, buf, sizeof buf);
+    assert_string_equal(buf, "new spk|old spk");
+    for (k = 0; k < 3; k++) {
+        assert_int_equal(no_alerts(&R->c[k], 0), 0);
+    }
+    fr_free(R);
+}
+
+/* Reconnect: exponential backoff with jitter, capped; a successful AUTH resets it. */
+static void test_reconnect_backoff(void **state)
+{
+    fr_relay *R = fr_new(1, 84);
+    uint64_t last, d = VEIL_ENGINE_RECONNECT_BASE_MS;
+    size_t i, mark;
+
+    (void)state;
+    /* The engine's deadlines: each wait within [d/2, d], d doubling to its cap. */
+    fr_set_online(R, A, 0);
+    last = R->now;
+    for (i = 0; i < 12; i++) {
+        uint64_t when = veil_engine_deadline(R->c[A].e), wait = when - last;
+        assert_true(when > last);
+        assert_true(wait >= d / 2 && wait <= d);
+        R->now = when;
+        veil_engine_tick(R->c[A].e, R->now);
+        veil_engine_disconnected(R->c[A].e, R->now); /* the host's connect failed */
+        last = R->now;
+        d = d * 2 > VEIL_ENGINE_RECONNECT_MAX_MS ? VEIL_ENGINE_RECONNECT_MAX_MS : d * 2;
+    }
+    mark = R->c[A].nlog;
+    fr_set_online(R, A, 1);
+    fr_advance(R, VEIL_ENGINE_RECONNECT_MAX_MS);
+    assert_true(fr_find(&R->c[A], mark, VEIL_EV_READY, NULL) >= 0);
+    fr_set_online(R, A, 0);
+    assert_true(veil_engine_deadline(R->c[A].e) - R->now <= VEIL_ENGINE_RECONNECT_BASE_MS);
+    fr_free(R);
+}
+
+/* A damaged state never loads (and never crashes the loader). */
+static void test_state_corruption(void **state)
+{
+    fr_relay *R = fr_new(3, 85);
+    const int others[] = { B, C };
+    uint32_t rooms[3];
+    uint8_t *st, *bad;
+    size_t len, i;
+    veil_engine *e = calloc(1, veil_engine_size());
+    int rc, ok = 0;
+
+    (void)state;
+    assert_non_null(e);
+    make_group(R, A, others, 2, rooms);
+    len = veil_engine_state_len(R->c[B].e);
+    st = malloc(len);
+    bad = malloc(len);
+    assert_non_null(st);
+    assert_non_null(bad);
+    assert_int_equal(veil_engine_serialize(R->c[B].e, st, len, &len), 0);
+    assert_int_equal(veil_engine_restore(e, &R->c[B].rng, R->now, st, len), 0);
+    for (i = 0; i < len; i += 1 + len / 400) {
+        assert_int_equal(veil_engine_restore(e, &R->c[B].rng, R->now, st, i), VEIL_ECORRUPT);
+    }
+    memcpy(bad, st, len);
+    bad[0] = 2;
+    assert_int_equal(veil_engine_restore(e, &R->c[B].rng, R->now, bad, len), VEIL_EVERSION);
+    for (i = 1; i < len; i += 1 + len / 300) {
+        memcpy(bad, st, len);
+        bad[i] ^= 0xff;
+        rc = veil_engine_restore(e, &R->c[B].rng, R->now, bad, len);
+        assert_true(rc == 0 || rc == VEIL_ECORRUPT);
+        ok += rc == 0;
+    }
+    assert_true(ok < 300);
+    veil_engine_wipe(e);
+    free(e);
+    free(st);
+    free(bad);
+    fr_free(R);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -541,6 +786,12 @@ int main(void)
         cmocka_unit_test(test_group_remove),
         cmocka_unit_test(test_offline_catch_up),
         cmocka_unit_test(test_restart_sealed),
+        cmocka_unit_test(test_group_leave),
+        cmocka_unit_test(test_roster_conflict),
+        cmocka_unit_test(test_history),
+        cmocka_unit_test(test_prekey_upkeep),
+        cmocka_unit_test(test_reconnect_backoff),
+        cmocka_unit_test(test_state_corruption),
     };
     if (sodium_init() < 0) {
         return 1;

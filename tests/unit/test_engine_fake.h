@@ -171,7 +171,9 @@ FR_FN void fr_send(fr_relay *R, int ci, veil_frame *f)
     if (!c->open) {
         return;
     }
-    assert_int_equal(veil_wire_encode(f, buf, sizeof buf, &len), 0);
+    if (veil_wire_encode(f, buf, sizeof buf, &len) != 0) {
+        fail_msg("fake relay: cannot encode a frame of type 0x%02x", (unsigned)f->type);
+    }
     fr_q_push(c->capture ? &c->captured : &c->to_client, buf, len);
 }
 
@@ -810,10 +812,10 @@ FR_FN int fr_step_client(fr_relay *R, int ci)
     while (veil_engine_next_event(c->e, ev)) {
         fr_log_event(c, ev);
         work++;
-        if (ev->type == VEIL_EV_CONNECT && c->online) {
+        if (ev->type == VEIL_EV_CONNECT && c->online && !c->open) {
             fr_open(R, ci);
-        } else if (ev->type == VEIL_EV_CONNECT) {
-            veil_engine_disconnected(c->e, R->now);
+        } else if (ev->type == VEIL_EV_CONNECT && !c->online) {
+            veil_engine_disconnected(c->e, R->now); /* the connection attempt fails */
         } else if (ev->type == VEIL_EV_CLOSE) {
             fr_close(R, ci);
         }
