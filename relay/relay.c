@@ -27,6 +27,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <ev.h>
+
 #include <libwebsockets.h>
 #include <sodium.h>
 
@@ -129,6 +131,19 @@ typedef struct vhash {
     size_t n, count;
 } vhash;
 
+/*
+ * The relay's own timers. With libev they are libev watchers: lws 4.1's libev
+ * glue re-arms its one timer with ev_timer_set() on an active watcher (a no-op
+ * in libev), so an lws timer scheduled earlier than the one armed would wait
+ * for it. Under poll() they are lws timers.
+ */
+typedef struct vtimer {
+    lws_sorted_usec_list_t sul;
+    ev_timer ev;
+    struct veil_relay *r;
+    void (*fn)(struct veil_relay *r);
+} vtimer;
+
 struct veil_relay {
     veil_relay_config cfg;
     struct lws_context *ctx;
@@ -148,13 +163,19 @@ struct veil_relay {
     vroom *dirty;
     uint64_t inbox_committed;
     uint64_t inbox_pending_max;
-    lws_sorted_usec_list_t sul_commit, sul_sweep;
     int commit_scheduled;
     volatile int stop;
     int stopping;
+    /* The libev loop (epoll) lws runs on, owned by the relay; NULL when lws fell back to poll(). */
+    struct ev_loop *loop;
+    lws_sorted_usec_list_t sul_heartbeat;
+    vtimer t_commit, t_sweep, t_close, t_tick;
+    int close_check_pending;
     uint8_t *scratch;
     char web_abs[VEIL_RELAY_PATH_MAX];
 };
+
+static void vtimer_start(vtimer *t, lws_usec_t us);
 
 typedef struct vhttp {
     char *body;
@@ -613,7 +634,10 @@ static int on_writeable(vconn *c)
          * them.
          */
         if (now - c->last_rx_us < 100 * LWS_US_PER_MS && now < c->close_deadline_us) {
-            lws_set_timer_usecs(c->wsi, 50 * LWS_US_PER_MS);
+            if (!c->relay->close_check_pending) {
+                c->relay->close_check_pending = 1;
+                vtimer_start(&c->relay->t_close, 50 * LWS_US_PER_MS);
+            }
             return 0;
         }
         lws_close_reason(c->wsi, (enum lws_close_status)c->close_status, (unsigned char *)reason, sizeof reason - 1);
@@ -712,13 +736,14 @@ static void member_remove(veil_relay *r, vmember *m)
 
 /* ------------------------------------------------------------------ batch */
 
-static void commit_cb(lws_sorted_usec_list_t *sul);
+static void commit_cb(veil_relay *r);
 
 static void schedule_commit(veil_relay *r)
 {
     if (!r->commit_scheduled) {
         r->commit_scheduled = 1;
-        lws_sul_schedule(r->ctx, 0, &r->sul_commit, commit_cb, 0);
+        /* Group commit: requests of the next batch_delay microseconds share one transaction. */
+        vtimer_start(&r->t_commit, (lws_usec_t)r->cfg.batch_delay);
     }
 }
 
@@ -860,10 +885,8 @@ static int finish_batch(veil_relay *r)
     return rc;
 }
 
-static void commit_cb(lws_sorted_usec_list_t *sul)
+static void commit_cb(veil_relay *r)
 {
-    veil_relay *r = lws_container_of(sul, veil_relay, sul_commit);
-
     r->commit_scheduled = 0;
     (void)finish_batch(r);
 }
@@ -876,9 +899,8 @@ static void store_failed(veil_relay *r)
     }
 }
 
-static void sweep_cb(lws_sorted_usec_list_t *sul)
+static void sweep_cb(veil_relay *r)
 {
-    veil_relay *r = lws_container_of(sul, veil_relay, sul_sweep);
     uint64_t now = (uint64_t)time(NULL);
     bool more = false;
     uint64_t env_before = now > r->cfg.retain_age ? now - r->cfg.retain_age : 0;
@@ -889,8 +911,7 @@ static void sweep_cb(lws_sorted_usec_list_t *sul)
     } else {
         schedule_commit(r);
     }
-    lws_sul_schedule(r->ctx, 0, &r->sul_sweep, sweep_cb,
-                     more ? 100 * LWS_US_PER_MS : (lws_usec_t)r->cfg.sweep * LWS_US_PER_SEC);
+    vtimer_start(&r->t_sweep, more ? 100 * LWS_US_PER_MS : (lws_usec_t)r->cfg.sweep * LWS_US_PER_SEC);
 }
 
 /* ------------------------------------------------------------------ catch-up */
@@ -1714,7 +1735,11 @@ static void on_frame(veil_relay *r, vconn *c, const uint8_t *in, size_t len)
 
     r->m.frames_in++;
     r->m.bytes_in += len;
-    lws_validity_confirmed(c->wsi);
+    /*
+     * Liveness is ping/pong alone: lws_validity_confirmed() per frame would
+     * re-sort lws 4.1's timer list (O(connections)) on every frame, and an
+     * active client answers a ping every idle/2 seconds at negligible cost.
+     */
     lim.max_env = r->cfg.max_env;
     lim.max_eph = r->cfg.max_eph;
     rc = veil_wire_decode(&f, in, len, &lim);
@@ -1928,13 +1953,7 @@ static int cb_veil(struct lws *wsi, enum lws_callback_reasons reason, void *user
             return on_writeable(c);
         }
         break;
-    case LWS_CALLBACK_TIMER:
-        /* A closing connection checks again whether its peer has gone quiet. */
-        if (c->relay != NULL) {
-            c->flags &= (uint8_t)~C_WANT_WRITE;
-            want_write(c);
-        }
-        break;
+
     case LWS_CALLBACK_CLOSED:
         conn_closed(r, c);
         break;
@@ -2008,6 +2027,12 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
             h->body = NULL;
         }
         break;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        /* lws_cancel_service() from veil_relay_stop(): on the loop thread now. */
+        if (r != NULL && r->stop && r->loop != NULL) {
+            ev_break(r->loop, EVBREAK_ALL);
+        }
+        return 0;
     case LWS_CALLBACK_ESTABLISHED: {
         /* A WebSocket that did not ask for veil.v1 lands on the default protocol. */
         static const char why[] = "subprotocol veil.v1 required";
@@ -2019,6 +2044,86 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
         break;
     }
     return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* ------------------------------------------------------------------ timers */
+
+static void vtimer_sul_cb(lws_sorted_usec_list_t *sul)
+{
+    vtimer *t = lws_container_of(sul, vtimer, sul);
+
+    t->fn(t->r);
+}
+
+static void vtimer_ev_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    vtimer *t = lws_container_of(w, vtimer, ev);
+
+    (void)loop;
+    (void)revents;
+    t->fn(t->r);
+}
+
+static void vtimer_init(veil_relay *r, vtimer *t, void (*fn)(veil_relay *r))
+{
+    t->r = r;
+    t->fn = fn;
+    ev_timer_init(&t->ev, vtimer_ev_cb, 0., 0.);
+}
+
+static void vtimer_start(vtimer *t, lws_usec_t us)
+{
+    if (t->r->loop != NULL) {
+        ev_timer_stop(t->r->loop, &t->ev);
+        ev_timer_set(&t->ev, (ev_tstamp)us / 1e6, 0.);
+        ev_timer_start(t->r->loop, &t->ev);
+    } else {
+        lws_sul_schedule(t->r->ctx, 0, &t->sul, vtimer_sul_cb, us);
+    }
+}
+
+static void vtimer_stop(vtimer *t)
+{
+    if (t->r == NULL) {
+        return;
+    }
+    if (t->r->loop != NULL) {
+        ev_timer_stop(t->r->loop, &t->ev);
+    } else {
+        lws_sul_cancel(&t->sul);
+    }
+}
+
+/* Closing connections check again whether their peer has gone quiet (on_writeable). */
+static void close_check_cb(veil_relay *r)
+{
+    vconn *c;
+
+    r->close_check_pending = 0;
+    for (c = r->conns; c != NULL; c = c->next) {
+        if ((c->flags & C_CLOSING) && !(c->flags & C_DEAD)) {
+            c->flags &= (uint8_t)~C_WANT_WRITE;
+            want_write(c);
+        }
+    }
+}
+
+/*
+ * Under libev, an lws timer that fires every 10 ms keeps lws' own timer
+ * armed no further than 10 ms ahead, so lws' internal timeouts (handshake,
+ * ping, close) are late by at most 10 ms despite the re-arm problem above.
+ */
+static void heartbeat_cb(lws_sorted_usec_list_t *sul)
+{
+    veil_relay *r = lws_container_of(sul, veil_relay, sul_heartbeat);
+
+    lws_sul_schedule(r->ctx, 0, &r->sul_heartbeat, heartbeat_cb, 10 * LWS_US_PER_MS);
+}
+
+/* Nothing to do: its only purpose is to end a loop turn while shutting down. */
+static void tick_cb(veil_relay *r)
+{
+    vtimer_start(&r->t_tick, 20 * LWS_US_PER_MS);
 }
 
 /* ------------------------------------------------------------------ lifecycle */
@@ -2095,7 +2200,14 @@ int veil_relay_create(veil_relay **out, const veil_relay_config *cfg)
     info.protocols = r->protocols;
     info.mounts = &r->mounts[0];
     info.user = r;
-    info.options = LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    /*
+     * libev (epoll) rather than lws' default poll(): poll() scans every
+     * descriptor on each loop turn, which dominated the relay's CPU with a
+     * few hundred connections (bench/relay). The loop is the relay's own
+     * (a "foreign" loop to lws), so it can stop and step it. Falls back to
+     * poll() if the libev plugin of libwebsockets is missing.
+     */
+    info.options = LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE | LWS_SERVER_OPTION_LIBEV;
     info.retry_and_idle_policy = &r->retry;
     info.timeout_secs = cfg->handshake_timeout;
     info.timeout_secs_ah_idle = cfg->handshake_timeout;
@@ -2103,14 +2215,36 @@ int veil_relay_create(veil_relay **out, const veil_relay_config *cfg)
     info.pt_serv_buf_size = 65536;
     info.count_threads = 1;
     info.vhost_name = "veil";
-    r->ctx = lws_create_context(&info);
+    r->loop = ev_loop_new(EVFLAG_AUTO);
+    if (r->loop != NULL) {
+        void *loops[1] = { r->loop };
+        info.foreign_loops = loops;
+        r->ctx = lws_create_context(&info);
+        info.foreign_loops = NULL;
+        if (r->ctx == NULL) {
+            ev_loop_destroy(r->loop);
+            r->loop = NULL;
+        }
+    }
+    if (r->ctx == NULL) {
+        veil_log(VEIL_LOG_WARN, "no_libev", "msg=\"libev event loop unavailable, using poll()\"");
+        info.options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+        r->ctx = lws_create_context(&info);
+    }
     if (r->ctx == NULL) {
         veil_log(VEIL_LOG_ERROR, "listen_failed", "host=\"%s\" port=%u", cfg->host, cfg->port);
         veil_relay_destroy(r);
         return VEIL_EBUSY;
     }
     r->vh = lws_get_vhost_by_name(r->ctx, "veil");
-    lws_sul_schedule(r->ctx, 0, &r->sul_sweep, sweep_cb, LWS_US_PER_SEC);
+    vtimer_init(r, &r->t_commit, commit_cb);
+    vtimer_init(r, &r->t_sweep, sweep_cb);
+    vtimer_init(r, &r->t_close, close_check_cb);
+    vtimer_init(r, &r->t_tick, tick_cb);
+    vtimer_start(&r->t_sweep, LWS_US_PER_SEC);
+    if (r->loop != NULL) {
+        heartbeat_cb(&r->sul_heartbeat);
+    }
     *out = r;
     return 0;
 }
@@ -2128,29 +2262,50 @@ void veil_relay_stop(veil_relay *r)
     }
 }
 
+/* One turn of the event loop (a 20 ms tick runs while shutting down). */
+static int serve_once(veil_relay *r)
+{
+    if (r->loop != NULL) {
+        ev_run(r->loop, EVRUN_ONCE);
+        return 0;
+    }
+    return lws_service(r->ctx, 0);
+}
+
 int veil_relay_run(veil_relay *r)
 {
     int rc = 0, n = 0;
     vconn *c;
     lws_usec_t deadline;
 
-    while (!r->stop && n >= 0) {
-        n = lws_service(r->ctx, 0);
+    if (r->loop != NULL) {
+        /* Runs until the EVENT_WAIT_CANCELLED callback breaks it (veil_relay_stop). */
+        if (!r->stop) {
+            ev_run(r->loop, 0);
+        }
+    } else {
+        while (!r->stop && n >= 0) {
+            n = lws_service(r->ctx, 0);
+        }
     }
     veil_log(VEIL_LOG_INFO, "shutdown", "connections=%llu", (unsigned long long)r->m.connections);
     r->stopping = 1;
     /* Nothing acknowledged is lost: commit what is pending before anyone is told to go. */
     rc = finish_batch(r);
-    lws_sul_cancel(&r->sul_commit);
-    lws_sul_cancel(&r->sul_sweep);
+    vtimer_stop(&r->t_commit);
+    r->commit_scheduled = 0;
+    vtimer_stop(&r->t_sweep);
     for (c = r->conns; c != NULL; c = c->next) {
         send_error(c, 0, VEIL_EBUSY, 0, "relay shutting down");
         begin_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "shutting down");
     }
+    vtimer_start(&r->t_tick, 20 * LWS_US_PER_MS);
     deadline = lws_now_usecs() + 2 * LWS_US_PER_SEC;
     while (r->conns != NULL && lws_now_usecs() < deadline && n >= 0) {
-        n = lws_service(r->ctx, 0);
+        n = serve_once(r);
     }
+    vtimer_stop(&r->t_tick);
+    vtimer_stop(&r->t_close);
     if (finish_batch(r) != 0) {
         rc = VEIL_ESTORE;
     }
@@ -2163,9 +2318,19 @@ void veil_relay_destroy(veil_relay *r)
         return;
     }
     if (r->ctx != NULL) {
+        if (r->loop != NULL) {
+            lws_sul_cancel(&r->sul_heartbeat);
+        }
         lws_context_destroy(r->ctx);
         r->ctx = NULL;
     }
+    if (r->loop != NULL) {
+        /* lws stops its watchers on this loop during destruction; let it finish, then drop the loop. */
+        ev_run(r->loop, EVRUN_NOWAIT);
+        ev_loop_destroy(r->loop);
+        r->loop = NULL;
+    }
+
     /* Context destruction closed every connection (and released its rooms). */
     (void)finish_batch(r);
     veil_store_close(r->store);

@@ -36,6 +36,7 @@ typedef struct veil_relay_config {
     uint32_t max_opks;
     uint32_t sweep;
     uint32_t rx_buffer;
+    uint32_t batch_delay;
 } veil_relay_config;
 
 /** Fills the defaults. */

@@ -3,10 +3,12 @@
 #include "relay_store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -114,6 +116,12 @@ struct veil_store {
     sqlite3_stmt *st[N_STMTS];
     bool in_batch;
     int version;
+    /* WAL checkpoints run on their own thread and connection (see checkpointer()). */
+    sqlite3 *ck;
+    pthread_t ck_thread;
+    pthread_mutex_t ck_lock;
+    pthread_cond_t ck_cond;
+    bool ck_running, ck_stop;
 };
 
 static int fail(veil_store *s, sqlite3 *db, const char *what)
@@ -234,6 +242,85 @@ static int migrate(veil_store *s)
     return 0;
 }
 
+/*
+ * Checkpointing copies the WAL back into the database file and fsyncs it; done
+ * inside a commit (SQLite's automatic checkpoint) it blocked the event loop
+ * for tens of milliseconds. Here a thread with its own connection runs a
+ * PASSIVE checkpoint every 500 ms: it never blocks the writer, and it touches
+ * nothing but SQLite (the event loop stays single-threaded).
+ */
+static void *checkpointer(void *arg)
+{
+    veil_store *s = arg;
+    struct timespec until;
+
+    pthread_mutex_lock(&s->ck_lock);
+    while (!s->ck_stop) {
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 500 * 1000 * 1000;
+        if (until.tv_nsec >= 1000 * 1000 * 1000) {
+            until.tv_sec += 1;
+            until.tv_nsec -= 1000 * 1000 * 1000;
+        }
+        pthread_cond_timedwait(&s->ck_cond, &s->ck_lock, &until);
+        if (s->ck_stop) {
+            break;
+        }
+        pthread_mutex_unlock(&s->ck_lock);
+        {
+            int log = 0, done = 0;
+            int rc = sqlite3_wal_checkpoint_v2(s->ck, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+            if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+                veil_log(VEIL_LOG_WARN, "checkpoint_failed", "sqlite=%d", rc);
+            }
+            veil_log(VEIL_LOG_DEBUG, "checkpoint", "rc=%d wal_frames=%d done=%d", rc, log, done);
+        }
+        pthread_mutex_lock(&s->ck_lock);
+    }
+    pthread_mutex_unlock(&s->ck_lock);
+    return NULL;
+}
+
+static int checkpointer_start(veil_store *s, const char *path)
+{
+    if (sqlite3_open_v2(path, &s->ck, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        return fail(s, s->ck, "open");
+    }
+    sqlite3_busy_timeout(s->ck, 1000);
+    /* A connection learns the database is in WAL mode on its first read. */
+    if (exec(s->ck, "PRAGMA journal_mode = WAL") != 0 || exec(s->w, "PRAGMA wal_autocheckpoint = 0") != 0) {
+        return VEIL_ESTORE;
+    }
+    pthread_mutex_init(&s->ck_lock, NULL);
+    pthread_cond_init(&s->ck_cond, NULL);
+    if (pthread_create(&s->ck_thread, NULL, checkpointer, s) != 0) {
+        pthread_cond_destroy(&s->ck_cond);
+        pthread_mutex_destroy(&s->ck_lock);
+        veil_log(VEIL_LOG_ERROR, "store_error", "op=thread");
+        return VEIL_ESTORE;
+    }
+    s->ck_running = true;
+    return 0;
+}
+
+static void checkpointer_stop(veil_store *s)
+{
+    if (s->ck_running) {
+        pthread_mutex_lock(&s->ck_lock);
+        s->ck_stop = true;
+        pthread_cond_signal(&s->ck_cond);
+        pthread_mutex_unlock(&s->ck_lock);
+        pthread_join(s->ck_thread, NULL);
+        pthread_cond_destroy(&s->ck_cond);
+        pthread_mutex_destroy(&s->ck_lock);
+        s->ck_running = false;
+        /* Fold the WAL back into the database on a clean stop. */
+        (void)sqlite3_wal_checkpoint_v2(s->ck, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    }
+    sqlite3_close(s->ck);
+    s->ck = NULL;
+}
+
 int veil_store_open(veil_store **out, const char *path, bool sync_full)
 {
     veil_store *s;
@@ -276,6 +363,10 @@ int veil_store_open(veil_store **out, const char *path, bool sync_full)
         veil_store_close(s);
         return VEIL_ESTORE;
     }
+    if (checkpointer_start(s, path) != 0) {
+        veil_store_close(s);
+        return VEIL_ESTORE;
+    }
     for (i = 0; i < N_STMTS; i++) {
         sqlite3 *db = i < R_ROOM_HEAD ? s->w : s->r;
         if (sqlite3_prepare_v3(db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
@@ -301,6 +392,7 @@ void veil_store_close(veil_store *s)
     for (i = 0; i < N_STMTS; i++) {
         sqlite3_finalize(s->st[i]);
     }
+    checkpointer_stop(s);
     sqlite3_close(s->r);
     sqlite3_close(s->w);
     free(s);
