@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(
   build-essential cmake pkg-config git ca-certificates xz-utils
-  libsodium-dev libcmocka-dev libmsgpack-dev libwebsockets-dev libsqlite3-dev libcjson-dev
+  libsodium-dev libcmocka-dev libmsgpack-dev libwebsockets-dev libev-dev libsqlite3-dev libcjson-dev
   clang libclang-rt-14-dev valgrind
   emscripten node-acorn nodejs npm
   dpkg-dev autoconf automake libtool
