@@ -22,8 +22,13 @@
 #include "veil_x3dh.h"
 
 #define VEIL__PRESENCE_TAG_BYTES 16U
+/* Internal contact flag: the user wrote to this contact, so it is never evicted as a stranger. */
+#define VEIL__CONTACT_KEEP 0x40U
+#define VEIL__CONTACT_PUBLIC 0x0fU
 #define VEIL__NONE 0xffffU
 #define VEIL__OWN_OLD_CHAINS 4U
+/* Sender keys accepted for epochs this far beyond the roster's (SPEC.md 13.6). */
+#define VEIL__EPOCHS_AHEAD 4U
 /* A sender-counter window (SPEC.md 13.8): counters up to 64 below the newest may still arrive. */
 #define VEIL__COUNTER_WINDOW 64U
 
@@ -294,6 +299,7 @@ veil__contact *veil__contact_get(veil_engine *e, uint32_t id);
 veil__contact *veil__contact_by_ik(veil_engine *e, const uint8_t ik[VEIL_SIGN_PK_BYTES]);
 int veil__contact_ensure(veil_engine *e, const uint8_t ik[VEIL_SIGN_PK_BYTES], uint8_t flags, veil__contact **out);
 bool veil__contact_has_session(const veil_engine *e, const veil__contact *c);
+bool veil__evict_stranger(veil_engine *e, uint32_t keep);
 int veil__pair_encrypt(veil_engine *e, veil__contact *c, const uint8_t *pt, size_t pt_len, uint8_t *env,
                        size_t cap, size_t *env_len);
 /* Decrypts a pairwise envelope from any channel. room: 0 for the inbox. */

@@ -69,10 +69,16 @@ int veil__contact_ensure(veil_engine *e, const uint8_t ik[VEIL_SIGN_PK_BYTES], u
     if (memcmp(ik, e->kr.id.pub.sign_pk, VEIL_SIGN_PK_BYTES) == 0) {
         return VEIL_EINVAL;
     }
-    for (i = 0; i < VEIL_ENGINE_MAX_CONTACTS; i++) {
+    for (i = 0; i < VEIL_ENGINE_MAX_CONTACTS && c == NULL; i++) {
         if (e->contacts[i].id == 0) {
             c = &e->contacts[i];
-            break;
+        }
+    }
+    if (c == NULL && veil__evict_stranger(e, 0)) {
+        for (i = 0; i < VEIL_ENGINE_MAX_CONTACTS && c == NULL; i++) {
+            if (e->contacts[i].id == 0) {
+                c = &e->contacts[i];
+            }
         }
     }
     if (c == NULL) {
@@ -94,6 +100,65 @@ int veil__contact_ensure(veil_engine *e, const uint8_t ik[VEIL_SIGN_PK_BYTES], u
     return 0;
 }
 
+static bool in_a_group(const veil_engine *e, uint32_t contact)
+{
+    size_t i, j;
+
+    for (i = 0; i < VEIL_ENGINE_MAX_ROOMS; i++) {
+        const veil__room *r = &e->rooms[i];
+        for (j = 0; r->id != 0 && r->kind == VEIL_ROOM_GROUP && j < r->nmembers; j++) {
+            if (r->members[j].contact == contact) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/*
+ * Anyone may post an initial message, and each makes a contact and a direct
+ * room: so that strangers cannot fill the tables, the oldest contact the user
+ * never added, verified or wrote to, and that is in no group, gives way.
+ */
+bool veil__evict_stranger(veil_engine *e, uint32_t keep)
+{
+    veil__contact *victim = NULL;
+    veil__room *r;
+    veil_event *ev;
+    size_t i;
+
+    for (i = 0; i < VEIL_ENGINE_MAX_CONTACTS; i++) {
+        veil__contact *c = &e->contacts[i];
+        if (c->id == 0 || c->id == keep ||
+            (c->flags & (VEIL_CONTACT_ADDED | VEIL_CONTACT_VERIFIED | VEIL__CONTACT_KEEP)) != 0 ||
+            c->fetching || c->posting || in_a_group(e, c->id)) {
+            continue;
+        }
+        if (victim == NULL || c->id < victim->id) {
+            victim = c;
+        }
+    }
+    if (victim == NULL) {
+        return false;
+    }
+    if ((r = veil__direct_room_of(e, victim->id)) != NULL) {
+        veil__room_free(e, r);
+    }
+    if (victim->sess[1] != VEIL__NONE) {
+        veil__session_free(e, victim->sess[1]);
+    }
+    if (victim->sess[0] != VEIL__NONE) {
+        veil__session_free(e, victim->sess[0]);
+    }
+    ev = veil__ev(e, VEIL_EV_CONTACT, 0);
+    ev->contact = victim->id;
+    ev->flags = VEIL_EVF_REMOVED;
+    memcpy(ev->from, victim->ik, VEIL_SIGN_PK_BYTES);
+    sodium_memzero(victim, sizeof *victim);
+    veil__mark(e);
+    return true;
+}
+
 bool veil__contact_has_session(const veil_engine *e, const veil__contact *c)
 {
     (void)e;
@@ -110,7 +175,7 @@ int veil_engine_contact_get(const veil_engine *e, uint32_t contact, veil_contact
         return VEIL_EINVAL;
     }
     info->id = c->id;
-    info->flags = c->flags | (c->sess[0] != VEIL__NONE ? VEIL_CONTACT_SESSION : 0U);
+    info->flags = (c->flags & VEIL__CONTACT_PUBLIC) | (c->sess[0] != VEIL__NONE ? VEIL_CONTACT_SESSION : 0U);
     memcpy(info->ik, c->ik, VEIL_SIGN_PK_BYTES);
     memcpy(info->name, c->name, c->name_len);
     info->name[c->name_len] = '\0';
@@ -359,7 +424,6 @@ static int pair_respond(veil_engine *e, veil__contact *c, const uint8_t *ik, con
     veil_x3dh_secret xs;
     const veil_spk *spk = NULL;
     uint16_t idx;
-    size_t i, free_contacts = 0;
     int rc;
 
     if (veil_identity_pub_verify(&hdr->ik) != 0) {
@@ -374,17 +438,6 @@ static int pair_respond(veil_engine *e, veil__contact *c, const uint8_t *ik, con
         veil__alert(e, VEIL_ALERT_KEY_CHANGED, room, ik, seq, 0);
         return VEIL_ESTATE;
     }
-    if (c == NULL) {
-        for (i = 0; i < VEIL_ENGINE_MAX_CONTACTS; i++) {
-            free_contacts += e->contacts[i].id == 0;
-        }
-        if (free_contacts == 0) {
-            veil_event *ev = veil__ev(e, VEIL_EV_ERROR, room);
-            ev->code = VEIL_EFULL;
-            memcpy(ev->from, ik, VEIL_SIGN_PK_BYTES);
-            return VEIL_EFULL;
-        }
-    }
     rc = veil_x3dh_respond(&xs, &spk, &e->kr, hdr);
     if (rc != 0) {
         veil__alert(e, alert_for(rc), room, ik, seq, 0);
@@ -398,12 +451,16 @@ static int pair_respond(veil_engine *e, veil__contact *c, const uint8_t *ik, con
         veil__alert(e, alert_for(rc), room, ik, seq, 0);
         return rc;
     }
-    idx = session_alloc(e);
+    if (c == NULL && veil__contact_ensure(e, ik, 0, &c) != 0) {
+        c = NULL;
+    }
+    idx = c != NULL ? session_alloc(e) : VEIL__NONE;
     if (idx == VEIL__NONE) {
         veil_event *ev = veil__ev(e, VEIL_EV_ERROR, room);
         veil_session_wipe(&e->tmp_session);
         sodium_memzero(pt, VEIL_ENV_MAX_BYTES);
         ev->code = VEIL_EFULL;
+        memcpy(ev->from, ik, VEIL_SIGN_PK_BYTES);
         return VEIL_EFULL;
     }
     /* Commit. */
@@ -411,11 +468,6 @@ static int pair_respond(veil_engine *e, veil__contact *c, const uint8_t *ik, con
         rc = veil_keyring_remove_opk(&e->kr, hdr->opk_id); /* found by veil_x3dh_respond: cannot fail */
         (void)rc;
         e->need_count = 1;
-    }
-    if (c == NULL && veil__contact_ensure(e, ik, 0, &c) != 0) {
-        veil_session_wipe(&e->tmp_session);
-        sodium_memzero(pt, VEIL_ENV_MAX_BYTES);
-        return VEIL_EFULL;
     }
     if (!c->has_idpub) {
         c->idpub = hdr->ik;

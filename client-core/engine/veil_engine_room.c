@@ -281,7 +281,7 @@ static void chains_drop_member(veil_engine *e, const veil__room *r, const uint8_
     }
 }
 
-/* Keeps the chains of the current and the previous epoch (late messages of the previous one still open). */
+/* Keeps the chains of the previous epoch (late messages of it still open) and later ones. */
 static void chains_prune(veil_engine *e, const veil__room *r)
 {
     size_t i;
@@ -348,7 +348,9 @@ static void store_dist(veil_engine *e, uint64_t now, veil__room *r, const uint8_
     veil__chain *c;
     size_t i;
 
-    if (sk->epoch + 1U < r->roster.epoch || sk->epoch > r->roster.epoch + 1U) {
+    /* Later epochs are taken a little ahead: an invitee catches up on the revisions only after it
+     * accepts, while its distributions are already in its inbox. */
+    if (sk->epoch + 1U < r->roster.epoch || sk->epoch > r->roster.epoch + VEIL__EPOCHS_AHEAD) {
         veil__alert(e, VEIL_ALERT_PROTOCOL, r->id, ik, 0, sk->epoch);
         return;
     }
@@ -815,6 +817,10 @@ void veil__direct_rekey(veil_engine *e, uint64_t now, veil__contact *c)
 int veil__direct_create(veil_engine *e, uint64_t now, veil__contact *c, veil__room **out)
 {
     veil__room *r = room_alloc(e, VEIL_ROOM_DIRECT);
+
+    if (r == NULL && veil__evict_stranger(e, c->id)) {
+        r = room_alloc(e, VEIL_ROOM_DIRECT);
+    }
     veil__member *m;
     veil_event *ev;
 
@@ -855,6 +861,7 @@ int veil_engine_direct_open(veil_engine *e, uint64_t now, uint32_t contact, uint
     if (c->flags & VEIL_CONTACT_KEY_CHANGED) {
         return VEIL_ESTATE;
     }
+    c->flags |= VEIL__CONTACT_KEEP;
     r = veil__direct_room_of(e, c->id);
     if (r == NULL) {
         rc = veil__direct_create(e, now, c, &r);
@@ -1101,8 +1108,12 @@ void veil__on_invite(veil_engine *e, uint64_t now, veil__contact *from, const ve
         /* Known room: only a pending invitation takes a newer anchor. */
         if (r->kind == VEIL_ROOM_GROUP && r->state == VEIL_ROOM_INVITED &&
             memcmp(r->gid, nr->group_id, VEIL_GROUP_ID_BYTES) == 0 && nr->rev > r->roster.rev) {
+            e->tmp_roster2 = r->roster;
             r->roster = *nr;
+            r->has_prev = 0;
             r->since0 = p->since;
+            roster_applied(e, now, r, &e->tmp_roster2);
+            store_dist(e, now, r, from->ik, &e->tmp_chain);
             veil__mark(e);
         }
         veil_sender_key_wipe(&e->tmp_chain);
@@ -1246,6 +1257,8 @@ static veil__room *sendable(veil_engine *e, uint32_t room, int *rc)
         veil__contact *c = veil__contact_get(e, r->peer);
         if (c == NULL || (c->flags & VEIL_CONTACT_KEY_CHANGED)) {
             *rc = VEIL_ESTATE;
+        } else {
+            c->flags |= VEIL__CONTACT_KEEP; /* the user writes to it: no longer a stranger */
         }
     }
     return *rc == 0 ? r : NULL;

@@ -777,6 +777,46 @@ static void test_state_corruption(void **state)
     fr_free(R);
 }
 
+/* An invitation accepted late, after the group changed epoch meanwhile: the invitee catches up. */
+static void test_late_accept(void **state)
+{
+    fr_relay *R = fr_new(3, 86);
+    const int first[] = { B };
+    uint32_t rooms[3];
+    veil_room_info info;
+    char buf[128];
+    size_t mark;
+
+    (void)state;
+    make_group(R, A, first, 1, rooms);
+    assert_int_equal(veil_engine_group_invite(R->c[A].e, R->now, rooms[A], fr_add_contact(R, A, C)), 0);
+    fr_advance(R, 2000);
+    rooms[C] = room_of(R, C, VEIL_ROOM_GROUP);
+    assert_int_equal(veil_engine_room_get(R->c[C].e, rooms[C], &info), 0);
+    assert_int_equal(info.state, VEIL_ROOM_INVITED);
+    /* While C thinks it over, A removes B (a new epoch) and talks. */
+    assert_int_equal(veil_engine_group_remove(R->c[A].e, R->now, rooms[A], fr_contact_of(R, A, B)), 0);
+    send_text(R, A, rooms[A], "during", NULL);
+    fr_advance(R, 60000);
+    mark = R->c[C].nlog;
+    assert_int_equal(veil_engine_invite_accept(R->c[C].e, R->now, rooms[C]), 0);
+    assert_int_equal(veil_engine_invite_accept(R->c[C].e, R->now, rooms[C]), VEIL_ESTATE);
+    fr_advance(R, 3000);
+    assert_int_equal(veil_engine_room_get(R->c[C].e, rooms[C], &info), 0);
+    assert_int_equal(info.epoch, 1);
+    assert_int_equal(info.members, 2);
+    send_text(R, A, rooms[A], "after", NULL);
+    send_text(R, C, rooms[C], "hello A", NULL);
+    fr_advance(R, 2000);
+    texts(&R->c[C], mark, buf, sizeof buf);
+    assert_string_equal(buf, "during|after");
+    assert_true(fr_find(&R->c[A], 0, VEIL_EV_MESSAGE, "hello A") >= 0);
+    assert_int_equal(fr_find(&R->c[B], 0, VEIL_EV_MESSAGE, "during"), -1);
+    assert_int_equal(no_alerts(&R->c[A], 0), 0);
+    assert_int_equal(no_alerts(&R->c[C], 0), 0);
+    fr_free(R);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -792,6 +832,7 @@ int main(void)
         cmocka_unit_test(test_prekey_upkeep),
         cmocka_unit_test(test_reconnect_backoff),
         cmocka_unit_test(test_state_corruption),
+        cmocka_unit_test(test_late_accept),
     };
     if (sodium_init() < 0) {
         return 1;

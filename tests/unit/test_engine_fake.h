@@ -26,7 +26,7 @@
 #define FR_FN static __attribute__((unused))
 
 #define FR_CLIENTS 6
-#define FR_ROOMS 32
+#define FR_ROOMS 128
 #define FR_ENVS 2048
 #define FR_INBOX 1024
 #define FR_IDS 8
@@ -473,6 +473,32 @@ FR_FN void fr_inbox_post(fr_relay *R, int ci, const veil_frame *f)
     o.id = f->id;
     veil_wire_set_uint(&o, VEIL_WF_IID, x->iid);
     fr_send(R, ci, &o);
+    for (i = 0; i < R->nclients; i++) {
+        if (R->c[i].open && R->c[i].authed && memcmp(R->c[i].ik, x->to, 32) == 0) {
+            memset(&o, 0, sizeof o);
+            o.type = VEIL_FT_INBOX_NEW;
+            veil_wire_set_uint(&o, VEIL_WF_IID, x->iid);
+            veil_wire_set_uint(&o, VEIL_WF_TS, x->ts);
+            veil_wire_set_bin(&o, VEIL_WF_ENV, x->env.p, x->env.len);
+            fr_send(R, i, &o);
+        }
+    }
+}
+
+/* An anonymous INBOX_POST (the relay stores it and tells the owner's connections). */
+FR_FN void fr_inbox_inject(fr_relay *R, const uint8_t to[32], const uint8_t *env, size_t len)
+{
+    fr_inbox *x;
+    veil_frame o;
+    int i;
+
+    assert_true(R->ninbox < FR_INBOX);
+    x = &R->inbox[R->ninbox++];
+    x->iid = ++R->next_iid;
+    x->ts = R->now / 1000;
+    memcpy(x->to, to, 32);
+    x->deleted = 0;
+    fr_blob_set(&x->env, env, len);
     for (i = 0; i < R->nclients; i++) {
         if (R->c[i].open && R->c[i].authed && memcmp(R->c[i].ik, x->to, 32) == 0) {
             memset(&o, 0, sizeof o);

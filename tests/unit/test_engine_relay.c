@@ -721,6 +721,93 @@ static void test_bounded_under_flood(void **state)
     fr_free(R);
 }
 
+/* A stranger's first message to `to`, made with the crypto layer alone: a fresh identity, X3DH on the
+ * relay's bundle, a direct-room invitation. */
+static void stranger_writes(fr_relay *R, int to, uint8_t seed)
+{
+    veil_keyring *kr = calloc(1, sizeof *kr);
+    veil_session *s = calloc(1, sizeof *s);
+    veil_drbg d;
+    veil_rng rng = vt_seeded_rng(&d, seed);
+    fr_ident *id = fr_ident_of(R, R->c[to].ik, 0);
+    uint8_t raw[VEIL_BUNDLE_BYTES], pt[256], env[1024];
+    veil_bundle b;
+    veil_x3dh_secret xs;
+    veil_x3dh_init init;
+    veil_payload p;
+    size_t pt_len, n;
+
+    assert_non_null(kr);
+    assert_non_null(s);
+    assert_non_null(id);
+    veil_keyring_init(kr, &rng, R->now / 1000);
+    memset(raw, 0, sizeof raw);
+    memcpy(raw, id->base, VEIL_WIRE_BASE_BYTES); /* without a one-time prekey: the relay ran out */
+    assert_int_equal(veil_bundle_decode(&b, raw, sizeof raw), 0);
+    assert_int_equal(veil_x3dh_initiate(&xs, &init, &kr->id, &b, &rng), 0);
+    assert_int_equal(veil_session_init_initiator(s, &xs, b.spk_pk, &rng), 0);
+    memset(&p, 0, sizeof p);
+    p.kind = VEIL_PK_INVITE;
+    p.present = VEIL_PF_NAME;
+    p.name = (const uint8_t *)"stranger";
+    p.name_len = 8;
+    assert_int_equal(veil_payload_encode(&p, pt, sizeof pt, &pt_len), 0);
+    env[0] = 1;
+    env[1] = 1;
+    memcpy(env + 2, kr->id.pub.sign_pk, 32);
+    env[34] = 1;
+    veil_x3dh_init_encode(env + 35, &init);
+    assert_int_equal(veil_session_encrypt(s, env + 205, sizeof env - 205, &n, pt, pt_len, &rng), 0);
+    fr_inbox_inject(R, R->c[to].ik, env, 205 + n);
+    veil_x3dh_secret_wipe(&xs);
+    veil_keyring_wipe(kr);
+    free(kr);
+    free(s);
+}
+
+/* Strangers in numbers cannot crowd out the contacts and rooms the user chose. */
+static void test_stranger_flood(void **state)
+{
+    fr_relay *R = fr_new(2, 77);
+    uint32_t ra, rb, ids[VEIL_ENGINE_MAX_CONTACTS + 1], rids[VEIL_ENGINE_MAX_ROOMS + 1];
+    size_t i, mark, removed;
+    char buf[32];
+
+    (void)state;
+    assert_int_equal(veil_engine_direct_open(R->c[A].e, R->now, fr_add_contact(R, A, B), &ra), 0);
+    say(R, A, ra, "first", NULL);
+    fr_advance(R, 2000);
+    rb = newest_room(R, B, VEIL_ROOM_DIRECT);
+    say(R, B, rb, "reply", NULL); /* B wrote to A: A is no stranger to B any more */
+    fr_advance(R, 2000);
+    mark = R->c[B].nlog;
+    for (i = 0; i < 60; i++) {
+        stranger_writes(R, B, (uint8_t)(100 + i));
+        fr_run(R);
+    }
+    fr_advance(R, 1000);
+    assert_true(veil_engine_contacts(R->c[B].e, ids, VEIL_ENGINE_MAX_CONTACTS + 1) <= VEIL_ENGINE_MAX_CONTACTS);
+    assert_true(veil_engine_rooms(R->c[B].e, rids, VEIL_ENGINE_MAX_ROOMS + 1) == VEIL_ENGINE_MAX_ROOMS);
+    assert_true(fr_contact_of(R, B, A) != 0);
+    {
+        veil_room_info info;
+        assert_int_equal(veil_engine_room_get(R->c[B].e, rb, &info), 0);
+    }
+    removed = 0;
+    for (i = mark; i < R->c[B].nlog; i++) {
+        removed += R->c[B].log[i].type == VEIL_EV_CONTACT && (R->c[B].log[i].flags & VEIL_EVF_REMOVED);
+    }
+    assert_int_equal(removed, 60 - (VEIL_ENGINE_MAX_ROOMS - 1));
+    assert_int_equal(fr_count(&R->c[B], mark, VEIL_EV_ERROR, 0), 0);
+    /* And the conversation with A goes on. */
+    mark = R->c[B].nlog;
+    say(R, A, ra, "still here", NULL);
+    fr_advance(R, 1000);
+    snprintf(buf, sizeof buf, "still here");
+    assert_int_equal(msgs(&R->c[B], mark, buf), 1);
+    fr_free(R);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -731,6 +818,7 @@ int main(void)
         cmocka_unit_test(test_bundle_and_rollback),
         cmocka_unit_test(test_key_changed),
         cmocka_unit_test(test_bounded_under_flood),
+        cmocka_unit_test(test_stranger_flood),
     };
     if (sodium_init() < 0) {
         return 1;
