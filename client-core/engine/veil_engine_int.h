@@ -27,6 +27,9 @@
 #define VEIL__CONTACT_PUBLIC 0x0fU
 #define VEIL__NONE 0xffffU
 #define VEIL__OWN_OLD_CHAINS 4U
+/* Initial headers remembered after their session is gone (SPEC.md 13.5). */
+#define VEIL__SEEN_HEADERS 128U
+#define VEIL__SEEN_BYTES 16U
 /* Sender keys accepted for epochs this far beyond the roster's (SPEC.md 13.6). */
 #define VEIL__EPOCHS_AHEAD 4U
 /* A sender-counter window (SPEC.md 13.8): counters up to 64 below the newest may still arrive. */
@@ -238,6 +241,8 @@ struct veil_engine {
     uint64_t last_iid;
     uint32_t next_handle;
     uint64_t out_order;
+    uint32_t seen_head, nseen;
+    uint8_t seen[VEIL__SEEN_HEADERS][VEIL__SEEN_BYTES]; /* BLAKE2b-128(IKs.pk || EK.pk) of accepted headers */
     veil__contact contacts[VEIL_ENGINE_MAX_CONTACTS];
     veil__session_slot sessions[VEIL_ENGINE_MAX_SESSIONS];
     veil__room rooms[VEIL_ENGINE_MAX_ROOMS];

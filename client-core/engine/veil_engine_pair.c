@@ -416,6 +416,30 @@ static void place_responder(veil_engine *e, veil__contact *c, uint16_t idx)
     }
 }
 
+static void header_digest(uint8_t out[VEIL__SEEN_BYTES], const veil_x3dh_init *hdr)
+{
+    crypto_generichash_state st;
+
+    crypto_generichash_init(&st, NULL, 0, VEIL__SEEN_BYTES);
+    crypto_generichash_update(&st, hdr->ik.sign_pk, VEIL_SIGN_PK_BYTES);
+    crypto_generichash_update(&st, hdr->ek_pk, VEIL_KEY_BYTES);
+    crypto_generichash_final(&st, out, VEIL__SEEN_BYTES);
+}
+
+static bool header_seen(const veil_engine *e, const veil_x3dh_init *hdr)
+{
+    uint8_t d[VEIL__SEEN_BYTES];
+    uint32_t i;
+
+    header_digest(d, hdr);
+    for (i = 0; i < e->nseen; i++) {
+        if (memcmp(e->seen[i], d, sizeof d) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* X3DH as responder, then the first message (SPEC.md 5.5); nothing changes unless it decrypts. */
 static int pair_respond(veil_engine *e, veil__contact *c, const uint8_t *ik, const veil_x3dh_init *hdr,
                         const uint8_t *msg, size_t msg_len, uint8_t *pt, size_t *pt_len, uint32_t room, uint64_t seq,
@@ -426,6 +450,11 @@ static int pair_respond(veil_engine *e, veil__contact *c, const uint8_t *ik, con
     uint16_t idx;
     int rc;
 
+    if (header_seen(e, hdr)) {
+        /* Its session is gone; without a one-time prekey X3DH alone would accept it again. */
+        veil__alert(e, VEIL_ALERT_REPLAY, room, ik, seq, 0);
+        return VEIL_EREPLAY;
+    }
     if (veil_identity_pub_verify(&hdr->ik) != 0) {
         veil__alert(e, VEIL_ALERT_FORGED, room, ik, seq, 0);
         return VEIL_ESIG;
@@ -464,6 +493,11 @@ static int pair_respond(veil_engine *e, veil__contact *c, const uint8_t *ik, con
         return VEIL_EFULL;
     }
     /* Commit. */
+    header_digest(e->seen[e->seen_head], hdr);
+    e->seen_head = (e->seen_head + 1U) % VEIL__SEEN_HEADERS;
+    if (e->nseen < VEIL__SEEN_HEADERS) {
+        e->nseen++;
+    }
     if (hdr->has_opk) {
         rc = veil_keyring_remove_opk(&e->kr, hdr->opk_id); /* found by veil_x3dh_respond: cannot fail */
         (void)rc;

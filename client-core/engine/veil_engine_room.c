@@ -88,22 +88,28 @@ static veil__member *member_self(veil_engine *e, veil__room *r)
 }
 
 /* SPEC.md 9.6: access key pair and room id from the room secret. */
-void veil__room_derive(veil__room *r, const uint8_t secret[VEIL_ROOM_SECRET_BYTES])
+static void access_keys(const uint8_t secret[VEIL_ROOM_SECRET_BYTES], uint8_t apk[VEIL_SIGN_PK_BYTES],
+                        uint8_t ask[VEIL_SIGN_SK_BYTES], uint8_t rid[VEIL_ROOM_ID_BYTES])
 {
     uint8_t seed[32];
     crypto_generichash_state st;
 
-    memcpy(r->secret, secret, VEIL_ROOM_SECRET_BYTES);
     if (veil_hkdf(seed, sizeof seed, NULL, 0, secret, VEIL_ROOM_SECRET_BYTES, ACCESS_LABEL,
                   sizeof ACCESS_LABEL - 1) != 0) {
         sodium_memzero(seed, sizeof seed);
     }
-    crypto_sign_seed_keypair(r->apk, r->ask, seed);
+    crypto_sign_seed_keypair(apk, ask, seed);
     VEIL_WIPE(seed);
     crypto_generichash_init(&st, NULL, 0, VEIL_ROOM_ID_BYTES);
     crypto_generichash_update(&st, ROOM_ID_LABEL, sizeof ROOM_ID_LABEL - 1);
-    crypto_generichash_update(&st, r->apk, sizeof r->apk);
-    crypto_generichash_final(&st, r->room_id, VEIL_ROOM_ID_BYTES);
+    crypto_generichash_update(&st, apk, VEIL_SIGN_PK_BYTES);
+    crypto_generichash_final(&st, rid, VEIL_ROOM_ID_BYTES);
+}
+
+void veil__room_derive(veil__room *r, const uint8_t secret[VEIL_ROOM_SECRET_BYTES])
+{
+    memcpy(r->secret, secret, VEIL_ROOM_SECRET_BYTES);
+    access_keys(secret, r->apk, r->ask, r->room_id);
 }
 
 /* SPEC.md 13.1: a member's presence tag, keyed by the room secret. */
@@ -1072,7 +1078,6 @@ void veil__on_invite(veil_engine *e, uint64_t now, veil__contact *from, const ve
     veil_event *ev;
     uint8_t rid_probe[VEIL_ROOM_ID_BYTES];
     uint32_t i;
-    veil__room probe;
 
     if (!(p->present & VEIL_PF_SECRET)) {
         /* A direct room (SPEC.md 13.5): its secret comes from the identity keys. */
@@ -1099,10 +1104,11 @@ void veil__on_invite(veil_engine *e, uint64_t now, veil__contact *from, const ve
         veil__alert(e, VEIL_ALERT_UNAUTHORIZED, 0, from->ik, 0, VEIL_PK_INVITE);
         return;
     }
-    memset(&probe, 0, sizeof probe);
-    veil__room_derive(&probe, p->secret);
-    memcpy(rid_probe, probe.room_id, sizeof rid_probe);
-    sodium_memzero(&probe, sizeof probe);
+    {
+        uint8_t apk[VEIL_SIGN_PK_BYTES], ask[VEIL_SIGN_SK_BYTES];
+        access_keys(p->secret, apk, ask, rid_probe);
+        VEIL_WIPE(ask);
+    }
     r = veil__room_by_rid(e, rid_probe);
     if (r != NULL) {
         /* Known room: only a pending invitation takes a newer anchor. */

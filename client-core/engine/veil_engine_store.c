@@ -347,6 +347,12 @@ static void visit(io *x, veil_engine *e)
     io_u64(x, &e->last_iid);
     io_u32(x, &e->next_handle);
     io_u64(x, &e->out_order);
+    io_u32(x, &e->seen_head);
+    io_u32(x, &e->nseen);
+    io_check(x, e->seen_head < VEIL__SEEN_HEADERS && e->nseen <= VEIL__SEEN_HEADERS);
+    if (!io_failed(x)) {
+        io_bytes(x, e->seen, (size_t)e->nseen * VEIL__SEEN_BYTES);
+    }
     io_u32(x, &e->nacks);
     io_check(x, e->nacks <= VEIL_WIRE_IDS_MAX);
     for (i = 0; i < e->nacks && !io_failed(x); i++) {

@@ -117,6 +117,8 @@ typedef struct fr_relay {
     fr_ident ids[FR_IDS];
     /* knobs of a misbehaving relay */
     int drop_acks;     /* answer no PUBLISH (the publish is stored) */
+    int fail_publish;  /* refuse the next PUBLISH with this error code (0: none) */
+    int fail_count;    /* how many more to refuse */
     int serve_bundle_of; /* -1, or the client whose bundle every PREKEY_FETCH gets */
 } fr_relay;
 
@@ -172,7 +174,8 @@ FR_FN void fr_send(fr_relay *R, int ci, veil_frame *f)
         return;
     }
     if (veil_wire_encode(f, buf, sizeof buf, &len) != 0) {
-        fail_msg("fake relay: cannot encode a frame of type 0x%02x", (unsigned)f->type);
+        fail_msg("fake relay: cannot encode a frame of type 0x%02x (code %lld)", (unsigned)f->type,
+                 (long long)f->code);
     }
     fr_q_push(c->capture ? &c->captured : &c->to_client, buf, len);
 }
@@ -194,6 +197,7 @@ FR_FN void fr_error(fr_relay *R, int ci, uint32_t id, int code, uint32_t rt)
     f.type = VEIL_FT_ERROR;
     f.id = id;
     f.code = code;
+    f.present |= VEIL_WF_BIT(VEIL_WF_CODE);
     veil_wire_set_str(&f, VEIL_WF_MSG, veil_strerror(code));
     veil_wire_set_uint(&f, VEIL_WF_RT, rt);
     fr_send(R, ci, &f);
@@ -377,6 +381,11 @@ FR_FN void fr_publish(fr_relay *R, int ci, const veil_frame *f)
 
     if (room < 0 || !R->c[ci].joined[room]) {
         fr_error(R, ci, f->id, VEIL_ENOTJOINED, f->type);
+        return;
+    }
+    if (R->fail_count > 0) {
+        R->fail_count--;
+        fr_error(R, ci, f->id, R->fail_publish, f->type);
         return;
     }
     for (i = 0; i < R->nenvs; i++) {

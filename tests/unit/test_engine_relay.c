@@ -723,6 +723,9 @@ static void test_bounded_under_flood(void **state)
 
 /* A stranger's first message to `to`, made with the crypto layer alone: a fresh identity, X3DH on the
  * relay's bundle, a direct-room invitation. */
+static uint8_t first_env[1024];
+static size_t first_len;
+
 static void stranger_writes(fr_relay *R, int to, uint8_t seed)
 {
     veil_keyring *kr = calloc(1, sizeof *kr);
@@ -759,6 +762,10 @@ static void stranger_writes(fr_relay *R, int to, uint8_t seed)
     veil_x3dh_init_encode(env + 35, &init);
     assert_int_equal(veil_session_encrypt(s, env + 205, sizeof env - 205, &n, pt, pt_len, &rng), 0);
     fr_inbox_inject(R, R->c[to].ik, env, 205 + n);
+    if (first_len == 0) {
+        memcpy(first_env, env, 205 + n);
+        first_len = 205 + n;
+    }
     veil_x3dh_secret_wipe(&xs);
     veil_keyring_wipe(kr);
     free(kr);
@@ -774,6 +781,7 @@ static void test_stranger_flood(void **state)
     char buf[32];
 
     (void)state;
+    first_len = 0;
     assert_int_equal(veil_engine_direct_open(R->c[A].e, R->now, fr_add_contact(R, A, B), &ra), 0);
     say(R, A, ra, "first", NULL);
     fr_advance(R, 2000);
@@ -799,12 +807,81 @@ static void test_stranger_flood(void **state)
     }
     assert_int_equal(removed, 60 - (VEIL_ENGINE_MAX_ROOMS - 1));
     assert_int_equal(fr_count(&R->c[B], mark, VEIL_EV_ERROR, 0), 0);
+    /* The relay replays the first stranger's initial message: its contact and session are gone,
+     * and it came without a one-time prekey, yet it does not open a session again. */
+    mark = R->c[B].nlog;
+    assert_true(first_len > 0);
+    fr_inbox_inject(R, R->c[B].ik, first_env, first_len);
+    fr_run(R);
+    assert_int_equal(alerts(&R->c[B], mark, VEIL_ALERT_REPLAY), 1);
+    assert_int_equal(fr_count(&R->c[B], mark, VEIL_EV_CONTACT, 0), 0);
+    assert_int_equal(fr_count(&R->c[B], mark, VEIL_EV_ROOM, 0), 0);
     /* And the conversation with A goes on. */
     mark = R->c[B].nlog;
     say(R, A, ra, "still here", NULL);
     fr_advance(R, 1000);
     snprintf(buf, sizeof buf, "still here");
     assert_int_equal(msgs(&R->c[B], mark, buf), 1);
+    fr_free(R);
+}
+
+/* The relay refuses: a rate limit is waited out, a refused message fails, a missing bundle is retried. */
+static void test_relay_errors(void **state)
+{
+    fr_relay *R = fr_new(3, 78);
+    uint32_t ra, rc;
+    uint8_t mid[16];
+    size_t mark;
+    long k;
+    veil_msg_info mi;
+
+    (void)state;
+    assert_int_equal(veil_engine_direct_open(R->c[A].e, R->now, fr_add_contact(R, A, B), &ra), 0);
+    say(R, A, ra, "one", NULL);
+    fr_advance(R, 2000);
+
+    /* Rate limited three times: retried after 1, 2, 4 s, then stored once. */
+    mark = R->c[B].nlog;
+    R->fail_publish = VEIL_ERATE;
+    R->fail_count = 3;
+    say(R, A, ra, "limited", mid);
+    fr_run(R);
+    assert_int_equal(veil_engine_message(R->c[A].e, ra, mid, &mi), 0);
+    assert_int_equal(mi.status, VEIL_MSG_PENDING);
+    fr_advance(R, 8000);
+    assert_int_equal(R->fail_count, 0);
+    assert_int_equal(msgs(&R->c[B], mark, "limited"), 1);
+    assert_int_equal(veil_engine_message(R->c[A].e, ra, mid, &mi), 0);
+    assert_true(mi.status >= VEIL_MSG_SENT);
+
+    /* Refused for good: the message fails, the next one goes through. */
+    R->fail_publish = VEIL_ETOOBIG;
+    R->fail_count = 1;
+    say(R, A, ra, "refused", mid);
+    say(R, A, ra, "next", NULL);
+    fr_advance(R, 2000);
+    k = fr_find(&R->c[A], 0, VEIL_EV_FAILED, NULL);
+    assert_true(k >= 0);
+    assert_int_equal(R->c[A].log[k].code, VEIL_ETOOBIG);
+    assert_memory_equal(R->c[A].log[k].mid, mid, 16);
+    assert_int_equal(msgs(&R->c[B], mark, "refused"), 0);
+    assert_int_equal(msgs(&R->c[B], mark, "next"), 1);
+    /* B's counter check sees the gap the failed message left: reported, not hidden. */
+    assert_int_equal(alerts(&R->c[B], mark, VEIL_ALERT_DROPPED), 1);
+
+    /* No bundle yet for C (it never connected): an error, retried until C uploads one. */
+    fr_set_online(R, C, 0);
+    memset(fr_ident_of(R, R->c[C].ik, 0), 0, sizeof(fr_ident));
+    mark = R->c[A].nlog;
+    assert_int_equal(veil_engine_direct_open(R->c[A].e, R->now, fr_add_contact(R, A, C), &rc), 0);
+    say(R, A, rc, "are you there", NULL);
+    fr_advance(R, 5000);
+    k = fr_find(&R->c[A], mark, VEIL_EV_ERROR, NULL);
+    assert_true(k >= 0);
+    assert_int_equal(R->c[A].log[k].code, VEIL_ENOPREKEY);
+    fr_set_online(R, C, 1);
+    fr_advance(R, VEIL_ENGINE_RETRY_MAX_MS * 2);
+    assert_int_equal(msgs(&R->c[C], 0, "are you there"), 1);
     fr_free(R);
 }
 
@@ -819,6 +896,7 @@ int main(void)
         cmocka_unit_test(test_key_changed),
         cmocka_unit_test(test_bounded_under_flood),
         cmocka_unit_test(test_stranger_flood),
+        cmocka_unit_test(test_relay_errors),
     };
     if (sodium_init() < 0) {
         return 1;
