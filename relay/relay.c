@@ -809,17 +809,25 @@ static int finish_batch(veil_relay *r)
     int rc = 0;
     struct timespec t0, t1;
 
-    if (!veil_store_in_batch(r->store) && r->pend_head == NULL && r->dirty == NULL) {
+    if (r->store == NULL || (!veil_store_in_batch(r->store) && r->pend_head == NULL && r->dirty == NULL)) {
         return 0;
     }
     if (veil_store_in_batch(r->store)) {
-        for (x = r->dirty; x != NULL; x = x->dnext) {
-            if (x->head > r->cfg.retain_count && veil_store_env_trim(r->store, x->id, x->head - r->cfg.retain_count) != 0) {
-                break;
+        uint64_t now = (uint64_t)time(NULL);
+        for (x = r->dirty; x != NULL && rc == 0; x = x->dnext) {
+            /* Once per room per batch: the head, and count retention. */
+            if (veil_store_room_head_put(r->store, x->id, x->head, now) != 0 ||
+                (x->head > r->cfg.retain_count &&
+                 veil_store_env_trim(r->store, x->id, x->head - r->cfg.retain_count) != 0)) {
+                rc = VEIL_ESTORE;
             }
         }
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        rc = veil_store_commit(r->store);
+        if (rc == 0) {
+            rc = veil_store_commit(r->store);
+        } else {
+            veil_store_rollback(r->store);
+        }
         clock_gettime(CLOCK_MONOTONIC, &t1);
         {
             double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -1199,7 +1207,7 @@ static void h_publish(veil_relay *r, vconn *c, const veil_frame *f)
     vmember *m;
     vroom *x;
     uint64_t seq;
-    int found;
+    int stored;
     veil_frame ack, del;
     vpend *p;
 
@@ -1212,22 +1220,20 @@ static void h_publish(veil_relay *r, vconn *c, const veil_frame *f)
         return;
     }
     x = m->room;
-    if (veil_store_begin(r->store) != 0) {
-        send_error(c, f->id, VEIL_ESTORE, f->type, NULL);
-        return;
-    }
-    found = veil_store_env_find(r->store, x->id, f->cmid.p, &seq);
-    if (found < 0) {
-        send_error(c, f->id, VEIL_ESTORE, f->type, NULL);
-        store_failed(r);
-        return;
-    }
     memset(&ack, 0, sizeof ack);
     ack.type = VEIL_FT_ACK;
     ack.id = f->id;
     veil_wire_set_bin(&ack, VEIL_WF_ROOM, x->id, 32);
     veil_wire_set_bin(&ack, VEIL_WF_CMID, f->cmid.p, 16);
-    if (found) {
+    seq = x->head + 1;
+    stored = veil_store_env_put(r->store, x->id, seq, f->cmid.p, f->env.p, f->env.len, (uint64_t)time(NULL));
+    if (stored == 1) {
+        /* A re-publish: answer with the original seq, once the batch is durable. */
+        if (veil_store_env_find(r->store, x->id, f->cmid.p, &seq) != 1) {
+            send_error(c, f->id, VEIL_ESTORE, f->type, NULL);
+            store_failed(r);
+            return;
+        }
         r->m.envelopes_dup++;
         veil_wire_set_uint(&ack, VEIL_WF_SEQ, seq);
         veil_wire_set_bool(&ack, VEIL_WF_DUP, true);
@@ -1239,8 +1245,7 @@ static void h_publish(veil_relay *r, vconn *c, const veil_frame *f)
         p->reply = frame_buf(&ack);
         return;
     }
-    seq = x->head + 1;
-    if (veil_store_env_put(r->store, x->id, seq, f->cmid.p, f->env.p, f->env.len, (uint64_t)time(NULL)) != 0) {
+    if (stored != 0) {
         send_error(c, f->id, VEIL_ESTORE, f->type, NULL);
         store_failed(r);
         return;

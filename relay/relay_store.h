@@ -23,7 +23,7 @@
 #include "veil_err.h"
 
 /** The schema version this build creates and understands. */
-#define VEIL_STORE_SCHEMA_VERSION 1
+#define VEIL_STORE_SCHEMA_VERSION 2
 
 typedef struct veil_store veil_store;
 
@@ -49,9 +49,15 @@ int veil_store_room_head(veil_store *s, const uint8_t room[32], uint64_t *head);
 int veil_store_room_first(veil_store *s, const uint8_t room[32], uint64_t *first);
 /** Looks up (room, cmid) in the batch's view. \return 1 found (*seq set), 0 not found, or VEIL_ESTORE. */
 int veil_store_env_find(veil_store *s, const uint8_t room[32], const uint8_t cmid[16], uint64_t *seq);
-/** Stores an envelope and sets the room's head to `seq` (in the batch). */
+/**
+ * Stores an envelope (in the batch). \return 0 stored; 1 when the room
+ * already holds this cmid (nothing stored; veil_store_env_find gives its
+ * seq); or VEIL_ESTORE.
+ */
 int veil_store_env_put(veil_store *s, const uint8_t room[32], uint64_t seq, const uint8_t cmid[16],
                        const uint8_t *env, size_t len, uint64_t ts);
+/** Records a room's head (in the batch; once per room per batch is enough). */
+int veil_store_room_head_put(veil_store *s, const uint8_t room[32], uint64_t head, uint64_t ts);
 /** Deletes a room's envelopes with seq <= upto (count retention; in the batch). */
 int veil_store_env_trim(veil_store *s, const uint8_t room[32], uint64_t upto);
 

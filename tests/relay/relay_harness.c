@@ -250,18 +250,30 @@ int th_relay_signal(th_relay *r, int sig)
     return st;
 }
 
-void th_relay_stop(th_relay *r)
+void th_relay_remove(th_relay *r)
 {
-    int st = th_relay_signal(r, SIGTERM), i;
+    int i;
 
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        fail_msg("veil-relay did not exit cleanly (status %d); log: %s", st, r->log);
-    }
     nftw(r->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     for (i = 0; i < r->nextra; i++) {
         free(r->extra[i]);
     }
     r->nextra = 0;
+}
+
+const char *th_relay_binary(void)
+{
+    return g_relay_bin;
+}
+
+void th_relay_stop(th_relay *r)
+{
+    int st = th_relay_signal(r, SIGTERM);
+
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fail_msg("veil-relay did not exit cleanly (status %d); log: %s", st, r->log);
+    }
+    th_relay_remove(r);
 }
 
 long long th_metric(const th_relay *r, const char *name)

@@ -56,6 +56,10 @@ void th_relay_restart(th_relay *r);
 int th_relay_signal(th_relay *r, int sig);
 /** Stops the relay (SIGTERM; must exit 0) and removes the directory. */
 void th_relay_stop(th_relay *r);
+/** Removes the relay's directory (the relay must be stopped). */
+void th_relay_remove(th_relay *r);
+/** The veil-relay binary under test. */
+const char *th_relay_binary(void);
 /** Reads a Prometheus metric line value ("veil_connections" or a labelled name); -1 if absent. */
 long long th_metric(const th_relay *r, const char *name);
 
