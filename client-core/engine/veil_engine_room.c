@@ -2646,8 +2646,18 @@ void veil__rooms_offline(veil_engine *e)
         r->join_retry_at = 0;
         r->typing_on = 0;
         for (k = 0; k < r->nmembers; k++) {
-            r->members[k].present = 0;
-            r->members[k].typing_until = 0;
+            veil__member *m = &r->members[k];
+            /* Without a connection nobody is known to be here or typing: tell the host. */
+            if (m->present) {
+                veil_event *ev = veil__ev(e, VEIL_EV_PRESENCE, r->id);
+                ev_party(ev, m);
+            }
+            if (m->typing_until != 0) {
+                veil_event *ev = veil__ev(e, VEIL_EV_TYPING, r->id);
+                ev_party(ev, m);
+            }
+            m->present = 0;
+            m->typing_until = 0;
         }
     }
 }

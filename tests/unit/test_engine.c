@@ -416,14 +416,33 @@ static void test_offline_catch_up(void **state)
     fr_relay *R = fr_new(3, 50);
     const int others[] = { B, C };
     uint32_t rooms[3];
-    size_t mark;
+    size_t mark, mark_a;
     char buf[256], want[256] = "";
     int k;
 
     (void)state;
     make_group(R, A, others, 2, rooms);
     mark = R->c[C].nlog;
+    mark_a = R->c[A].nlog;
     fr_set_online(R, C, 0);
+    /* Offline, C knows nobody to be present any more; A and B see C go. */
+    {
+        size_t i, off = 0;
+        for (i = mark; i < R->c[C].nlog; i++) {
+            off += R->c[C].log[i].type == VEIL_EV_PRESENCE && !(R->c[C].log[i].flags & VEIL_EVF_ON);
+        }
+        fr_run(R);
+        for (i = mark; i < R->c[C].nlog; i++) {
+            off += R->c[C].log[i].type == VEIL_EV_PRESENCE && !(R->c[C].log[i].flags & VEIL_EVF_ON);
+        }
+        assert_int_equal(off, 2);
+        off = 0;
+        for (i = mark_a; i < R->c[A].nlog; i++) {
+            off += R->c[A].log[i].type == VEIL_EV_PRESENCE && !(R->c[A].log[i].flags & VEIL_EVF_ON) &&
+                   memcmp(R->c[A].log[i].from, R->c[C].ik, 32) == 0;
+        }
+        assert_int_equal(off, 1);
+    }
     for (k = 0; k < 6; k++) {
         char t[8];
         snprintf(t, sizeof t, "m%d", k);
