@@ -246,7 +246,7 @@ bad:
     return VEIL_EINVAL;
 }
 
-static int roster_check_sig(const veil_roster *r)
+int veil_roster_verify_sig(const veil_roster *r)
 {
     crypto_sign_state st;
 
@@ -260,7 +260,7 @@ int veil_roster_verify_genesis(const veil_roster *r)
         veil_roster_role(r, r->author) != VEIL_ROSTER_ROLE_ADMIN) {
         return VEIL_EINVAL;
     }
-    return roster_check_sig(r);
+    return veil_roster_verify_sig(r);
 }
 
 /* next is cur minus exactly the author, everyone else unchanged. */
@@ -309,7 +309,7 @@ int veil_roster_verify_next(const veil_roster *cur, const veil_roster *next)
     if (author_role != VEIL_ROSTER_ROLE_ADMIN && !(author_role != 0 && is_self_leave(cur, next))) {
         return VEIL_ESTATE;
     }
-    return roster_check_sig(next);
+    return veil_roster_verify_sig(next);
 }
 
 int veil_roster_conflict_order(const veil_roster *a, const veil_roster *b)

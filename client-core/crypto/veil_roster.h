@@ -90,6 +90,13 @@ VEIL_WUR int veil_roster_decode(veil_roster *r, const uint8_t *in, size_t len);
 void veil_roster_hash(uint8_t out[VEIL_ROSTER_HASH_BYTES], const veil_roster *r);
 
 /**
+ * \brief Checks only the record's signature by its author (SPEC.md 8.2), for a
+ *        revision met without its predecessor (in an invitation).
+ * \return 0 or VEIL_ESIG.
+ */
+VEIL_WUR int veil_roster_verify_sig(const veil_roster *r);
+
+/**
  * \brief Checks a genesis record: rev 1, zero prev_hash, epoch 0, the author
  *        an admin member, a valid signature. \return 0, VEIL_EINVAL, VEIL_ESIG.
  */

@@ -17,7 +17,6 @@ static const uint8_t ACCESS_LABEL[] = "veil-room-access-v1";
 static const uint8_t ROOM_ID_LABEL[] = "veil-room-id-v1";
 static const uint8_t JOIN_LABEL[] = "veil-room-join-v1";
 static const uint8_t TAG_LABEL[] = "veil-presence-tag-v1";
-static const uint8_t ROSTER_SIG_LABEL[] = "veil-roster-v1";
 
 /* Results of processing a group envelope. */
 #define NO_KEY 1
@@ -601,20 +600,6 @@ static void queue_profile(veil_engine *e, uint64_t now, veil__room *r)
 /* ---- roster (SPEC.md 8.2, 13.6) ---- */
 
 /* A revision's own signature (an invitation's anchor has no predecessor to check against). */
-static int roster_verify_sig(veil_engine *e, const veil_roster *r)
-{
-    crypto_sign_state st;
-    size_t len;
-
-    if (veil_roster_encode(e->buf, sizeof e->buf, &len, r) != 0 || len < VEIL_SIG_BYTES) {
-        return VEIL_EINVAL;
-    }
-    crypto_sign_init(&st);
-    crypto_sign_update(&st, ROSTER_SIG_LABEL, sizeof ROSTER_SIG_LABEL - 1);
-    crypto_sign_update(&st, e->buf, len - VEIL_SIG_BYTES);
-    return crypto_sign_final_verify(&st, r->sig, r->author) == 0 ? 0 : VEIL_ESIG;
-}
-
 static void ev_member(veil_engine *e, veil__room *r, const veil__member *m, uint32_t flag)
 {
     veil_event *ev = veil__ev(e, VEIL_EV_MEMBER, r->id);
@@ -1097,7 +1082,7 @@ void veil__on_invite(veil_engine *e, uint64_t now, veil__contact *from, const ve
     if (veil_roster_decode(nr, p->roster, p->roster_len) != 0 || nr->count > VEIL_ENGINE_MAX_MEMBERS ||
         veil_roster_role(nr, e->kr.id.pub.sign_pk) == 0 || veil_roster_role(nr, from->ik) != VEIL_ROSTER_ROLE_ADMIN ||
         veil_roster_role(nr, nr->author) != VEIL_ROSTER_ROLE_ADMIN ||
-        (nr->rev == 1U ? veil_roster_verify_genesis(nr) : roster_verify_sig(e, nr)) != 0 ||
+        (nr->rev == 1U ? veil_roster_verify_genesis(nr) : veil_roster_verify_sig(nr)) != 0 ||
         veil_sender_key_from_distribution(&e->tmp_chain, p->dist, sizeof p->dist) != 0 ||
         memcmp(e->tmp_chain.group_id, nr->group_id, VEIL_GROUP_ID_BYTES) != 0 || e->tmp_chain.epoch != nr->epoch) {
         veil_sender_key_wipe(&e->tmp_chain);

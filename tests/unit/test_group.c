@@ -190,6 +190,14 @@ static void test_roster_chain(void **state)
     veil_roster_sign(&r2, &r1, &admin);
     assert_int_equal(r2.epoch, 0);
     assert_veil_ok(veil_roster_verify_next(&r1, &r2));
+    /* The signature alone, as for a revision met in an invitation. */
+    assert_veil_ok(veil_roster_verify_sig(&r2));
+    tmp = r2;
+    tmp.sig[5] ^= 0x20;
+    assert_veil_err(veil_roster_verify_sig(&tmp), VEIL_ESIG);
+    tmp = r2;
+    tmp.epoch ^= 1; /* any signed field */
+    assert_veil_err(veil_roster_verify_sig(&tmp), VEIL_ESIG);
 
     /* Encoding round trip and strict decoding. */
     assert_veil_ok(veil_roster_encode(enc, sizeof enc, &len, &r2));
