@@ -357,6 +357,23 @@ int veil_cli_online(veil_cli_app *a)
 
 #define AMBIGUOUS (-1) /* internal: several matches, not reported yet */
 
+/* The outcome of a name lookup: exactly one match, or an error that says which way it failed. */
+static int pick(veil_cli_app *a, const char *q, const uint32_t *found, size_t nf, uint32_t *out, bool report,
+                const char *what, const char *hint)
+{
+    if (nf == 1) {
+        *out = found[0];
+        return 0;
+    }
+    if (!report) {
+        return nf == 0 ? VEIL_CLI_EUNKNOWN : AMBIGUOUS;
+    }
+    if (nf == 0) {
+        return veil_cli_fail(a, VEIL_CLI_EUNKNOWN, "unknown %s \"%s\" (`veil %ss` lists them)", what, q, what);
+    }
+    return veil_cli_fail(a, VEIL_CLI_EUNKNOWN, "\"%s\" names %zu %ss: use %s", q, nf, what, hint);
+}
+
 static bool all_digits(const char *s, size_t *n)
 {
     size_t i = 0, d = 0;
@@ -457,18 +474,7 @@ static int find_contact(veil_cli_app *a, const char *q, uint32_t *contact, bool 
             }
         }
     }
-    if (nf == 1) {
-        *contact = found[0];
-        return 0;
-    }
-    if (nf == 0) {
-        return report ? veil_cli_fail(a, VEIL_CLI_EUNKNOWN, "unknown contact \"%s\" (`veil contacts` lists them)", q)
-                      : VEIL_CLI_EUNKNOWN;
-    }
-    return report ? veil_cli_fail(a, VEIL_CLI_EUNKNOWN,
-                                  "\"%s\" names %zu contacts: use the number or the fingerprint (`veil contacts`)", q,
-                                  nf)
-                  : AMBIGUOUS;
+    return pick(a, q, found, nf, contact, report, "contact", "the number or the fingerprint (`veil contacts`)");
 }
 
 static int find_room(veil_cli_app *a, const char *q, uint32_t *room, bool report)
@@ -520,16 +526,7 @@ static int find_room(veil_cli_app *a, const char *q, uint32_t *room, bool report
             }
         }
     }
-    if (nf == 1) {
-        *room = found[0];
-        return 0;
-    }
-    if (nf == 0) {
-        return report ? veil_cli_fail(a, VEIL_CLI_EUNKNOWN, "unknown room \"%s\" (`veil rooms` lists them)", q)
-                      : VEIL_CLI_EUNKNOWN;
-    }
-    return report ? veil_cli_fail(a, VEIL_CLI_EUNKNOWN, "\"%s\" names %zu rooms: use its number (`veil rooms`)", q, nf)
-                  : AMBIGUOUS;
+    return pick(a, q, found, nf, room, report, "room", "its number (`veil rooms`)");
 }
 
 /*
