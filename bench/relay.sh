@@ -11,20 +11,34 @@
 #   ws    a bare `ws` broadcast server (bench/relay/ws_server.mjs).
 #
 # 1. fan-out: 10 rooms x 20 members, 256-octet bodies, every member publishing
-#    VEIL_BENCH_RELAY_RATE (default 5) per second; server CPU (utime + stime from
-#    /proc) per delivered body, delivery latency p50/p99. The server runs on
-#    core 0 and the load generator on core 1 (taskset), as the issue asks.
+#    VEIL_BENCH_RELAY_RATE (default 5) per second; server CPU (utime + stime of
+#    every thread, from /proc/PID/stat) per delivered body, delivery latency
+#    p50/p99. The server runs on core 0 and the load generator on core 1
+#    (taskset), as the issue asks. VEIL_BENCH_RELAY_ROUNDS (default 3) rounds,
+#    each measuring veil, sio and ws in turn for VEIL_BENCH_RELAY_SECONDS
+#    (default 6) s: the figures are the medians over the rounds, and the ratios
+#    the medians of the ratios within each round (the machine's speed drifts
+#    between rounds more than between the three servers of one round).
 # 2. idle: VEIL_BENCH_RELAY_IDLE (default 5000) authenticated, joined, silent
 #    connections; server RSS per connection above a 100-connection baseline.
-# 3. ratios veil vs the peers, and the targets as '#' comments (a missed target
+# 3. scale (veil only): the most authenticated, joined connections one relay
+#    process holds, up to VEIL_BENCH_RELAY_MAXCONNS (default 50000; 0 skips),
+#    with the soft descriptor limit raised to the hard one; and publishes per
+#    second into one room of VEIL_BENCH_RELAY_ROOM (default 1000) members, 20
+#    of them publishing with 16 PUBLISHes in flight each (closed loop), the
+#    relay's rate limit lifted for that run.
+# 4. ratios veil vs the peers, and the targets as '#' comments (a missed target
 #    does not fail the section).
 set -euo pipefail
 cd "${VEIL_ROOT:-$(dirname "$0")/..}"
 
 relay=${VEIL_RELAY_BIN:-build/native/relay/veil-relay}
 rate=${VEIL_BENCH_RELAY_RATE:-5}
-secs=${VEIL_BENCH_RELAY_SECONDS:-10}
+secs=${VEIL_BENCH_RELAY_SECONDS:-6}
+rounds=${VEIL_BENCH_RELAY_ROUNDS:-3}
 idle=${VEIL_BENCH_RELAY_IDLE:-5000}
+maxconns=${VEIL_BENCH_RELAY_MAXCONNS:-50000}
+roomsize=${VEIL_BENCH_RELAY_ROOM:-1000}
 if [ ! -x "$relay" ]; then
   echo "relay.sh: $relay missing: make build-native" >&2
   exit 1
@@ -34,7 +48,9 @@ if [ ! -f bench/relay/node_modules/.package-lock.json ] ||
   echo "relay.sh: npm ci in bench/relay" >&2
   (cd bench/relay && npm ci --no-audit --no-fund --loglevel=error >&2)
 fi
-# 5000 client sockets in one process, and as many on the server side.
+# 5000 client sockets in one process, and as many on the server side; the
+# scale run holds as many as the limit allows (the relay raises its own soft
+# limit to fit --max-conns, up to the hard limit).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 server_cpu="" load_cpu=""
@@ -51,15 +67,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_server KIND: sets server_pid and server_port.
+# start_server KIND [RELAY FLAGS...]: sets server_pid and server_port.
 start_server() {
   local kind=$1 i
+  shift
   rm -f "$tmp/port" "$tmp/out"
   case $kind in
     veil)
       rm -rf "$tmp/store"
       $server_cpu "$relay" --host 127.0.0.1 --port 0 --port-file "$tmp/port" --db "$tmp/store/relay.db" \
-        --web "$tmp" --log-level warn --max-conns $((idle + 1000)) 2>"$tmp/relay.log" &
+        --web "$tmp" --log-level warn --max-conns $((idle + 1000)) "$@" 2>"$tmp/relay.log" &
       server_pid=$!
       for i in $(seq 200); do [ -s "$tmp/port" ] && break; sleep 0.05; done
       server_port=$(cat "$tmp/port")
@@ -91,19 +108,51 @@ load() {
     "clk_tck=$(getconf CLK_TCK)" "$@")
 }
 
-echo "# relay fan-out: 10 rooms x 20 members, 256-octet bodies, $rate per member per second, ${secs} s measured;"
+echo "# relay fan-out: 10 rooms x 20 members, 256-octet bodies, $rate per member per second, ${secs} s measured, $rounds rounds;"
 echo "# server on core 0, load generator on core 1; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-for kind in veil sio ws; do
-  start_server "$kind"
-  load "$kind" fanout "rate=$rate" "seconds=$secs" | tee -a "$tmp/figures"
-  stop_server
+for round in $(seq "$rounds"); do
+  for kind in veil sio ws; do
+    start_server "$kind"
+    load "$kind" fanout "rate=$rate" "seconds=$secs" "warmup=2" >"$tmp/fanout.$round.$kind"
+    stop_server
+    grep '^#' "$tmp/fanout.$round.$kind" || true
+    grep -v '^#' "$tmp/fanout.$round.$kind" >>"$tmp/rounds"
+    awk -v r="$round" '!/^#/ {print "round" r "." $0}' "$tmp/fanout.$round.$kind" >>"$tmp/perround"
+  done
+  echo "# round $round: $(awk '$1 ~ /cpu_per_delivery$/ {sub(/^relay\./, "", $1); sub(/\.cpu_per_delivery$/, "", $1); printf "%s %s us/delivery  ", $1, $2}' "$tmp/fanout.$round."*)"
 done
+# Median of each figure over the rounds.
+awk '{v[$1] = v[$1] " " $2; u[$1] = $3; if (!($1 in seen)) { seen[$1] = 1; order[n++] = $1 } }
+  END {
+    for (i = 0; i < n; i++) {
+      k = order[i]; m = split(substr(v[k], 2), a, " ")
+      for (x = 1; x <= m; x++) for (y = x + 1; y <= m; y++) if (a[y] + 0 < a[x] + 0) { t = a[x]; a[x] = a[y]; a[y] = t }
+      med = (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+      print k, med, u[k]
+    }
+  }' "$tmp/rounds" | tee -a "$tmp/figures"
 echo "# relay idle connections: $idle, authenticated and joined (rooms of 20)"
 for kind in veil sio ws; do
   start_server "$kind"
   load "$kind" idle "conns=$idle" | tee -a "$tmp/figures"
   stop_server
 done
+if [ "$maxconns" -gt 0 ]; then
+  echo "# relay scale: connections of one process (descriptor limit: soft $(ulimit -n), hard $(ulimit -Hn); cap $maxconns)"
+  start_server veil --max-conns $((maxconns + 1000))
+  # Client processes of at most 15000 connections (and within the descriptor limit) each.
+  per=$(( $(ulimit -n) - 200 ))
+  [ "$per" -gt 15000 ] && per=15000
+  load veil maxconns "conns=$maxconns" "workers=$(( (maxconns + per - 1) / per ))" "batch=200" | tee -a "$tmp/figures"
+  stop_server
+  grep -h 'level=\(warn\|error\)' "$tmp/relay.log" | sort | uniq -c | sort -rn | head -3 | sed 's/^/# relay log: /' || true
+fi
+if [ "$roomsize" -gt 1 ]; then
+  echo "# relay scale: one room of $roomsize members (rate limit lifted: --rate 1000000 --burst 1000000)"
+  start_server veil --rate 1000000 --burst 1000000 --max-members $((roomsize + 24))
+  load veil room "roomsize=$roomsize" "publishers=20" "window=16" "seconds=5" "warmup=2" | tee -a "$tmp/figures"
+  stop_server
+fi
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 fig() { awk -v n="$1" '$1 == n {print $2}' "$tmp/figures"; }
@@ -117,9 +166,21 @@ ratio() {
     echo 0
   fi
 }
-cpu_sio=$(ratio relay.sio.cpu_per_delivery relay.veil.cpu_per_delivery)
-cpu_ws=$(ratio relay.ws.cpu_per_delivery relay.veil.cpu_per_delivery)
-p99_sio=$(ratio relay.sio.latency_p99 relay.veil.latency_p99)
+# Median over the rounds of the ratio within each round.
+round_ratio() {
+  awk -v a="$1" -v b="$2" '{ k = $1; sub(/^round[0-9]+\./, "", k); r = substr($1, 6, index($1, ".") - 6)
+      if (k == a) x[r] = $2; if (k == b) y[r] = $2 }
+    END {
+      m = 0
+      for (r in x) if ((r in y) && y[r] > 0) q[++m] = x[r] / y[r]
+      if (m == 0) { print 0; exit }
+      for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (q[j] < q[i]) { t = q[i]; q[i] = q[j]; q[j] = t }
+      printf "%.2f\n", (m % 2) ? q[(m + 1) / 2] : (q[m / 2] + q[m / 2 + 1]) / 2
+    }' "$tmp/perround"
+}
+cpu_sio=$(round_ratio relay.sio.cpu_per_delivery relay.veil.cpu_per_delivery)
+cpu_ws=$(round_ratio relay.ws.cpu_per_delivery relay.veil.cpu_per_delivery)
+p99_sio=$(round_ratio relay.sio.latency_p99 relay.veil.latency_p99)
 mem_sio=$(ratio relay.sio.idle_rss_per_conn relay.veil.idle_rss_per_conn)
 echo "relay.cpu_per_delivery_sio_over_veil $cpu_sio x"
 echo "relay.cpu_per_delivery_ws_over_veil $cpu_ws x"
@@ -128,4 +189,3 @@ echo "relay.idle_rss_sio_over_veil $mem_sio x"
 echo "# targets (issue 4): CPU per delivery at least 8x below Socket.IO (now ${cpu_sio}x);"
 echo "#   p99 latency below Socket.IO's (sio/veil = ${p99_sio}x, above 1 is better);"
 echo "#   at most 4 KiB RSS per idle joined connection (veil: $(fig relay.veil.idle_rss_per_conn) KiB)."
-echo "# not measured here: the highest connection count of one process, publishes/s into one 1000-member room."

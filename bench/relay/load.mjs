@@ -14,6 +14,19 @@
 //   idle    CONNS connections, authenticated and joined (rooms of MEMBERS),
 //           silent; server RSS (/proc/PID/status VmRSS) per connection, above
 //           a baseline taken with WARMCONNS connections open.
+//   maxconns  (veil) as many authenticated, joined connections as the relay
+//           holds, up to CONNS: WORKERS child processes (each with its own
+//           descriptor limit and loopback source address 127.0.0.N, so the
+//           client side runs out of neither descriptors nor ports) open
+//           connections in turn until one fails or times out, or free memory
+//           runs low; reports how many are still open after a settle, and why
+//           it stopped.
+//   room    (veil) ROOMSIZE members in one room; PUBLISHERS of them publish
+//           in a closed loop (WINDOW PUBLISHes awaiting their ACK each) for
+//           SECONDS s; publishes/s (ACKs) and deliveries/s (counted by every
+//           member), server CPU. The members that only listen count frames
+//           from the raw socket (no msgpack decoding), so that the load
+//           generator, on one core, keeps up as long as it can.
 //
 // Prints "name value unit" lines (scripts/bench.sh turns them into JSON).
 // Usage: node load.mjs KIND PORT SERVER_PID MODE [key=value ...]
@@ -27,7 +40,7 @@ import { blake2b } from '@noble/hashes/blake2b';
 const [kind, portArg, pidArg, mode, ...rest] = process.argv.slice(2);
 const opt = {
   rooms: 10, members: 20, size: 256, rate: 5, warmup: 3, seconds: 10, conns: 5000, warmconns: 100, batch: 100,
-  clk_tck: 100,
+  clk_tck: 100, workers: 4, worker: 0, first: 0, timeout: 10, roomsize: 1000, publishers: 10, window: 8,
 };
 for (const kv of rest) {
   const [k, v] = kv.split('=');
@@ -40,6 +53,21 @@ function cpuTicks() {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+}
+
+// utime + stime of each thread of the server (the relay's WAL checkpointer is one of them).
+function threadTicks() {
+  const out = new Map();
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(tid, { comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ticks: Number(f[11]) + Number(f[12]) });
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
 }
 
 function rssKiB() {
@@ -86,16 +114,27 @@ function onBody(body) {
   }
 }
 
-function veilClient(roomIndex, memberIndex) {
+function veilClient(roomIndex, memberIndex, how = {}) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, 'veil.v1', { perMessageDeflate: false });
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, 'veil.v1', {
+      perMessageDeflate: false, localAddress: how.localAddress, handshakeTimeout: opt.timeout * 1000,
+    });
     const id = ed25519(crypto.randomBytes(32));
-    const room = veilRoom(roomIndex);
+    const room = how.room || veilRoom(roomIndex);
     let nonce;
     let nextId = 1;
+    let joined = false;
+    const timer = setTimeout(() => { if (!joined) { ws.terminate(); reject(new Error('timed out before JOINED')); } },
+      opt.timeout * 1000);
     ws.binaryType = 'nodebuffer';
-    ws.on('error', reject);
+    ws.on('error', (e) => { clearTimeout(timer); if (!joined) reject(e); });
+    ws.on('close', (code) => {
+      clearTimeout(timer);
+      if (!joined) reject(new Error(`closed before JOINED (${code})`));
+      else if (how.onClose) how.onClose(code);
+    });
     ws.on('message', (data) => {
+      if (joined && how.onFrame && how.onFrame(data)) return;
       const f = decode(data);
       switch (f.t) {
         case 0x01:
@@ -107,10 +146,16 @@ function veilClient(roomIndex, memberIndex) {
             sig: room.access.sign(cat('veil-room-join-v1', nonce, room.id)), tag: Buffer.from([memberIndex & 0xff, memberIndex >> 8]) }));
           break;
         case 0x21:
+          joined = true;
+          clearTimeout(timer);
           resolve({
+            ws,
             publish(body) { ws.send(encode({ v: 1, t: 0x30, id: nextId++, room: room.id, cmid: crypto.randomBytes(16), env: body })); },
             close() { ws.terminate(); },
           });
+          break;
+        case 0x31:
+          if (how.onAck) how.onAck(f);
           break;
         case 0x32:
           onBody(f.env);
@@ -118,6 +163,7 @@ function veilClient(roomIndex, memberIndex) {
         case 0x02:
           errors++;
           if (errors < 5) console.error(`# veil error ${f.code} ${f.msg}`);
+          if (!joined) { clearTimeout(timer); ws.terminate(); reject(new Error(`error frame ${f.code} ${f.msg}`)); }
           break;
         default:
           break;
@@ -199,6 +245,7 @@ async function fanout() {
     }
   }, 10);
   await sleep(opt.warmup * 1000);
+  const th0 = threadTicks();
   const cpu0 = cpuTicks();
   const d0 = deliveries;
   const p0 = published;
@@ -209,6 +256,7 @@ async function fanout() {
   measuring = false;
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = (cpuTicks() - cpu0) / opt.clk_tck;
+  const th1 = threadTicks();
   const d = deliveries - d0;
   const p = published - p0;
   clearInterval(timer);
@@ -222,6 +270,17 @@ async function fanout() {
   console.log(`${name}.cpu_per_delivery ${((cpu * 1e6) / Math.max(d, 1)).toFixed(3)} us`);
   console.log(`${name}.latency_p50 ${(pct(latencies, 50) / 1e6).toFixed(3)} ms`);
   console.log(`${name}.latency_p99 ${(pct(latencies, 99) / 1e6).toFixed(3)} ms`);
+  // Where the server's CPU went, by thread: /proc/PID/stat above counts every thread of the process.
+  const shares = [];
+  let sum = 0;
+  for (const [tid, t] of th1) {
+    const dt = t.ticks - (th0.has(tid) ? th0.get(tid).ticks : 0);
+    sum += dt;
+    if (dt > 0) shares.push([dt, `${t.comm}/${tid}${String(tid) === String(pid) ? ' (main)' : ''}`]);
+  }
+  shares.sort((a, b) => b[0] - a[0]);
+  console.log(`# ${kind} server CPU by thread (ticks of 1/${opt.clk_tck} s, all threads ${sum}, process ${Math.round(cpu * opt.clk_tck)}): ` +
+    shares.slice(0, 4).map(([dt, n]) => `${n} ${dt}`).join(', '));
   if (errors) console.log(`# ${kind}: ${errors} error frames`);
   clients.forEach((c) => c.close());
 }
@@ -241,6 +300,192 @@ async function idle() {
   warm.concat(more).forEach((c) => c.close());
 }
 
-await (mode === 'idle' ? idle() : fanout());
+function memAvailableMiB() {
+  const m = /MemAvailable:\s+(\d+) kB/.exec(fs.readFileSync('/proc/meminfo', 'utf8'));
+  return Number(m[1]) / 1024;
+}
+
+// One child of maxconns: opens CONNS connections from 127.0.0.(2 + WORKER), stops at the first failure.
+async function maxconnsWorker() {
+  const how = { localAddress: `127.0.0.${2 + opt.worker}`, onClose: () => { open--; } };
+  const clients = [];
+  let open = 0;
+  let why = '';
+  for (let i = 0; i < opt.conns && !why; i += opt.batch) {
+    if (memAvailableMiB() < 1024) {
+      why = 'less than 1 GiB of memory left on the machine';
+      break;
+    }
+    const batch = [];
+    for (let k = i; k < Math.min(opt.conns, i + opt.batch); k++) {
+      const index = opt.first + k;
+      batch.push(connectOne(Math.floor(index / opt.members), index % opt.members, how));
+    }
+    for (const r of await Promise.allSettled(batch)) {
+      if (r.status === 'fulfilled') {
+        clients.push(r.value);
+        open++;
+      } else if (!why) {
+        why = `a connection failed: ${r.reason && r.reason.message}`;
+      }
+    }
+  }
+  process.send({ opened: open, why });
+  process.on('message', (m) => {
+    if (m === 'count') {
+      process.send({ open });
+    } else {
+      clients.forEach((c) => c.close());
+      setTimeout(() => process.exit(0), 300);
+    }
+  });
+  await new Promise(() => {});
+}
+
+async function maxconns() {
+  const { fork } = await import('node:child_process');
+  const per = Math.ceil(opt.conns / opt.workers);
+  const workers = [];
+  const ask = (c, m) => new Promise((resolve) => { c.once('message', resolve); if (m) c.send(m); });
+  let opened = 0;
+  let why = `reached the benchmark's cap of ${opt.conns}`;
+  const t0 = process.hrtime.bigint();
+  for (let w = 0; w < opt.workers && opened < opt.conns; w++) {
+    const want = Math.min(per, opt.conns - opened);
+    const child = fork(new URL(import.meta.url).pathname,
+      [kind, portArg, pidArg, 'maxconns-worker', ...rest, `worker=${w}`, `conns=${want}`, `first=${opened}`],
+      { execArgv: ['--max-old-space-size=4096'] });
+    workers.push(child);
+    const res = await ask(child);
+    opened += res.opened;
+    if (res.why) {
+      why = res.why;
+      break;
+    }
+  }
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  await sleep(2000);
+  let held = 0;
+  for (const c of workers) held += (await ask(c, 'count')).open;
+  const rss = rssKiB();
+  const name = `relay.${kind}`;
+  console.log(`${name}.max_conns ${held} connections`);
+  console.log(`${name}.max_conns_rss ${(rss / 1024).toFixed(1)} MiB`);
+  console.log(`${name}.max_conns_open_rate ${(opened / secs).toFixed(0)} 1/s`);
+  console.log(`# ${kind} max_conns: ${opened} opened (authenticated and joined) in ${secs.toFixed(1)} s, ${held} still open 2 s later; stopped: ${why}`);
+  for (const c of workers) c.send('close');
+  await Promise.all(workers.map((c) => new Promise((resolve) => { c.once('exit', resolve); setTimeout(resolve, 3000); })));
+}
+
+// Counts WebSocket frames straight from the socket of a listening member (server frames are unmasked).
+function frameCounter(sock) {
+  let skip = 0;
+  let part = null;
+  sock.removeAllListeners('data');
+  sock.on('data', (chunk) => {
+    let buf = chunk;
+    if (part) {
+      buf = Buffer.concat([part, chunk]);
+      part = null;
+    }
+    let i = 0;
+    while (i < buf.length) {
+      if (skip > 0) {
+        const n = Math.min(skip, buf.length - i);
+        skip -= n;
+        i += n;
+        continue;
+      }
+      let len = buf[i + 1] & 0x7f;
+      let h = 2;
+      if (buf.length - i < 2 || (len === 126 && buf.length - i < 4) || (len === 127 && buf.length - i < 10)) {
+        part = Buffer.from(buf.subarray(i));
+        break;
+      }
+      if (len === 126) {
+        len = buf.readUInt16BE(i + 2);
+        h = 4;
+      } else if (len === 127) {
+        len = Number(buf.readBigUInt64BE(i + 2));
+        h = 10;
+      }
+      deliveries++;
+      i += h;
+      skip = len;
+    }
+  });
+  sock.resume();
+}
+
+async function room() {
+  const roomRef = veilRoom(1e6);
+  let closed = 0;
+  let acked = 0;
+  const members = [];
+  const pubs = [];
+  const body = Buffer.alloc(opt.size, 0x5a);
+  let running = true;
+  for (let i = 0; i < opt.roomsize; i += opt.batch) {
+    const batch = [];
+    for (let k = i; k < Math.min(opt.roomsize, i + opt.batch); k++) {
+      const isPub = k < opt.publishers;
+      const how = { room: roomRef, onClose: () => { closed++; } };
+      if (isPub) {
+        how.onAck = () => {
+          acked++;
+          if (running) {
+            body.writeBigUInt64BE(process.hrtime.bigint(), 0);
+            pubs[k].publish(body);
+          }
+        };
+      }
+      batch.push(veilClient(0, k, how).then((c) => { if (isPub) pubs[k] = c; return c; }));
+    }
+    members.push(...(await Promise.all(batch)));
+  }
+  await sleep(1000); // presence of the last joins delivered; nobody sends now
+  for (const c of members.slice(opt.publishers)) frameCounter(c.ws._socket);
+  for (const p of pubs) {
+    for (let w = 0; w < opt.window; w++) {
+      body.writeBigUInt64BE(process.hrtime.bigint(), 0);
+      p.publish(body);
+    }
+  }
+  await sleep(opt.warmup * 1000);
+  const cpu0 = cpuTicks();
+  const d0 = deliveries;
+  const a0 = acked;
+  const c0 = closed;
+  const t0 = process.hrtime.bigint();
+  latencies = [];
+  measuring = true;
+  await sleep(opt.seconds * 1000);
+  measuring = false;
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = (cpuTicks() - cpu0) / opt.clk_tck;
+  const d = deliveries - d0;
+  const a = acked - a0;
+  running = false;
+  latencies.sort((x, y) => x - y);
+  const name = `relay.${kind}.room${opt.roomsize}`;
+  console.log(`${name}.publishes_per_s ${(a / secs).toFixed(0)} 1/s`);
+  console.log(`${name}.deliveries_per_s ${(d / secs).toFixed(0)} 1/s`);
+  console.log(`${name}.delivered_ratio ${(d / Math.max(1, a * (opt.roomsize - 1))).toFixed(3)} x`);
+  console.log(`${name}.server_cpu ${((100 * cpu) / secs).toFixed(1)} %`);
+  console.log(`${name}.cpu_per_delivery ${((cpu * 1e6) / Math.max(d, 1)).toFixed(3)} us`);
+  console.log(`${name}.latency_p50 ${(pct(latencies, 50) / 1e6).toFixed(3)} ms`);
+  console.log(`${name}.latency_p99 ${(pct(latencies, 99) / 1e6).toFixed(3)} ms`);
+  console.log(`# ${kind} room of ${opt.roomsize}: ${opt.publishers} publishers with ${opt.window} PUBLISHes in flight each;` +
+    ` ${closed - c0} members dropped while measured${errors ? `, ${errors} error frames` : ''}` +
+    ` (latency: publish to delivery at the other publishers)`);
+  members.forEach((c) => c.close());
+}
+
+const modes = { idle, fanout, maxconns, 'maxconns-worker': maxconnsWorker, room };
+if (!modes[mode]) {
+  console.error(`unknown mode ${mode}`);
+  process.exit(2);
+}
+await modes[mode]();
 await sleep(300);
 process.exit(0);
