@@ -200,6 +200,25 @@ static void group_skipped_remove(veil_sender_key *sk, size_t i)
     VEIL_WIPE(sk->skipped[sk->nskipped]);
 }
 
+int veil_group_verify(const veil_sender_key *sk, const uint8_t *msg, size_t len)
+{
+    veil_group_header h;
+    crypto_sign_state st;
+    int rc = veil_group_peek(&h, msg, len);
+
+    if (rc != 0) {
+        return rc;
+    }
+    if (sodium_memcmp(h.group_id, sk->group_id, VEIL_GROUP_ID_BYTES) != 0 || h.epoch != sk->epoch ||
+        h.key_id != sk->key_id) {
+        return VEIL_EINVAL;
+    }
+    sig_prefix(&st, msg, len - VEIL_SIG_BYTES);
+    rc = crypto_sign_final_verify(&st, msg + len - VEIL_SIG_BYTES, sk->sign_pk) == 0 ? 0 : VEIL_ESIG;
+    VEIL_WIPE(st);
+    return rc;
+}
+
 int veil_group_decrypt(veil_sender_key *sk, uint8_t *out, size_t out_cap, size_t *out_len, const uint8_t *msg,
                        size_t len)
 {

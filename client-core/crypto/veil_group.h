@@ -96,6 +96,14 @@ VEIL_WUR int veil_group_encrypt(veil_sender_key *sk, uint8_t *out, size_t out_ca
 VEIL_WUR int veil_group_peek(veil_group_header *h, const uint8_t *msg, size_t len);
 
 /**
+ * \brief Checks only that msg is of the chain sk and carries its signature
+ *        (no decryption, sk unchanged): how the author recognises its own
+ *        messages, whose keys its chain has already left behind.
+ * \return 0; VEIL_EINVAL (malformed, or header not of this chain), VEIL_EVERSION, VEIL_ESIG.
+ */
+VEIL_WUR int veil_group_verify(const veil_sender_key *sk, const uint8_t *msg, size_t len);
+
+/**
  * \brief Verifies and decrypts a message of the chain sk. out needs room for
  *        len - VEIL_GROUP_OVERHEAD_BYTES octets.
  * \return 0; VEIL_EINVAL (malformed, or header not of this chain), VEIL_EVERSION,

@@ -1815,26 +1815,46 @@ static void out_done(veil_engine *e, veil__room *r, veil__out *o, uint64_t seq, 
 }
 
 /* Our own envelope came back (catch-up replays our messages): it confirms the ACK. */
-static void own_envelope(veil_engine *e, veil__room *r, uint64_t seq, const uint8_t *cmid)
+/*
+ * An envelope in our own name (SPEC.md 13.9). Still in the outbox: its ACK was lost. In the window: known,
+ * and only a different number is wrong. Anything else on a delivery or a catch-up is something we did not send
+ * there: our own acknowledged numbers are behind the `since` we joined with (13.9), so a genuine one cannot
+ * come back as new. History pages reach back past the window, so there an unknown one is simply skipped.
+ */
+static void own_envelope(veil_engine *e, veil__room *r, uint64_t seq, const uint8_t *cmid, const uint8_t *env,
+                         size_t len, uint32_t flags)
 {
     size_t i;
-    veil__msg *w;
+    veil__msg *w = NULL;
+    int alert = VEIL_ALERT_FORGED;
 
-    if (cmid == NULL) {
+    if (cmid != NULL) {
+        for (i = 0; i < VEIL_ENGINE_OUTBOX; i++) {
+            veil__out *o = &e->outbox[i];
+            if (o->used && o->room == r->id && memcmp(o->cmid, cmid, VEIL_MID_BYTES) == 0) {
+                r->gap_own = 0;
+                out_done(e, r, o, seq, true);
+                return;
+            }
+        }
+        w = win_find(r, cmid);
+    }
+    if (w != NULL && w->own) {
+        if (w->seq != 0 && w->seq != seq) {
+            veil__alert(e, VEIL_ALERT_PROTOCOL, r->id, NULL, seq, w->seq);
+        }
         return;
     }
-    for (i = 0; i < VEIL_ENGINE_OUTBOX; i++) {
-        veil__out *o = &e->outbox[i];
-        if (o->used && o->room == r->id && memcmp(o->cmid, cmid, VEIL_MID_BYTES) == 0) {
-            r->gap_own = 0;
-            out_done(e, r, o, seq, true);
-            return;
-        }
+    if ((flags & VEIL_EVF_HISTORY) != 0) {
+        return;
     }
-    w = win_find(r, cmid);
-    if (w != NULL && w->own && w->seq != 0 && w->seq != seq) {
-        veil__alert(e, VEIL_ALERT_PROTOCOL, r->id, NULL, seq, w->seq);
+    /* Signed by our current chain: ours, stored again. A pairwise envelope, or one of an old chain, we cannot
+     * open or verify as its author: not what we sent there. */
+    if (env[1] == VEIL_ENV_GROUP && r->own_chain != VEIL__NONE && e->chains[r->own_chain].used &&
+        veil_group_verify(&e->chains[r->own_chain].sk, env + 2, len - 2) == 0) {
+        alert = VEIL_ALERT_REPLAY;
     }
+    veil__alert(e, alert, r->id, NULL, seq, 0);
 }
 
 static void hold(veil_engine *e, uint64_t now, veil__room *r, uint64_t seq, const uint8_t *cmid, const uint8_t *env,
@@ -1960,7 +1980,7 @@ static int process_env(veil_engine *e, uint64_t now, veil__room *r, uint64_t seq
             return 0;
         }
         if (memcmp(env + 2, e->kr.id.pub.sign_pk, VEIL_SIGN_PK_BYTES) == 0) {
-            own_envelope(e, r, seq, cmid);
+            own_envelope(e, r, seq, cmid, env, len, flags);
             return 0;
         }
         c = veil__contact_get(e, r->peer);
@@ -1979,7 +1999,7 @@ static int process_env(veil_engine *e, uint64_t now, veil__room *r, uint64_t seq
             return 0;
         }
         if (veil_group_peek(&h, env + 2, len - 2) == 0 && is_own_group(e, r, &h)) {
-            own_envelope(e, r, seq, cmid);
+            own_envelope(e, r, seq, cmid, env, len, flags);
             return 0;
         }
         rc = group_open(e, r, env, len, seq, &m, &pt_len, false);

@@ -257,6 +257,64 @@ static void test_drop_dup_reorder_replay(void **state)
     fr_free(R);
 }
 
+/* The relay hands the author envelopes in the author's own name (SPEC.md 13.9): its own message stored
+ * again, an altered copy of it, a pairwise one; the original cmid at another number. */
+static void test_own_envelopes(void **state)
+{
+    fr_relay *R = fr_new(3, 78);
+    uint32_t rooms[3], ra;
+    fr_blob d[4], p[4];
+    size_t n, np, mark;
+    uint8_t cmid[16], env[VEIL_ENV_MAX_BYTES];
+    veil_frame f, g;
+
+    (void)state;
+    group3(R, rooms);
+    assert_int_equal(veil_engine_direct_open(R->c[A].e, R->now, fr_contact_of(R, A, B), &ra), 0);
+    fr_advance(R, 1000);
+
+    mark = R->c[A].nlog;
+    say(R, A, rooms[A], "mine", NULL);
+    n = collect(R, B, d, 4);
+    assert_int_equal(n, 1);
+    assert_int_equal(veil_wire_decode(&f, d[0].p, d[0].len, NULL), 0);
+    assert_int_equal(alerts(&R->c[A], mark, 0), 0);
+
+    /* Stored again under a new cmid and number: signed by A's current chain, a replay. */
+    memset(cmid, 0xa1, sizeof cmid);
+    redeliver(R, A, &d[0], f.seq + 1, cmid, NULL, 0);
+    fr_run(R);
+    assert_int_equal(alerts(&R->c[A], mark, VEIL_ALERT_REPLAY), 1);
+    /* An altered copy (its signature no longer A's): forged. */
+    memcpy(env, f.env.p, f.env.len);
+    env[f.env.len - 1] ^= 0x01;
+    memset(cmid, 0xa2, sizeof cmid);
+    redeliver(R, A, &d[0], f.seq + 2, cmid, env, f.env.len);
+    fr_run(R);
+    assert_int_equal(alerts(&R->c[A], mark, VEIL_ALERT_FORGED), 1);
+    /* Its own cmid at another number: the relay contradicts its ACK. */
+    redeliver(R, A, &d[0], f.seq + 3, NULL, NULL, 0);
+    fr_run(R);
+    assert_int_equal(alerts(&R->c[A], mark, VEIL_ALERT_PROTOCOL), 1);
+
+    /* A pairwise envelope of A's, stored again: A cannot open it, so cannot vouch for it. */
+    say(R, A, ra, "mine too", NULL);
+    np = collect(R, B, p, 4);
+    assert_int_equal(np, 1);
+    assert_int_equal(veil_wire_decode(&g, p[0].p, p[0].len, NULL), 0);
+    memset(cmid, 0xa3, sizeof cmid);
+    redeliver(R, A, &p[0], g.seq + 1, cmid, NULL, 0);
+    fr_run(R);
+    assert_int_equal(alerts(&R->c[A], mark, VEIL_ALERT_FORGED), 2);
+
+    /* Exactly these four, and nothing shown. */
+    assert_int_equal(alerts(&R->c[A], mark, 0), 4);
+    assert_int_equal(msgs(&R->c[A], mark, NULL), 0);
+    free_all(d, n);
+    free_all(p, np);
+    fr_free(R);
+}
+
 /* Tampering, injection, a changed cmid, envelopes moved between channels, lies about presence. */
 static void test_tamper_inject(void **state)
 {
@@ -890,6 +948,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_drop_dup_reorder_replay),
         cmocka_unit_test(test_tamper_inject),
+        cmocka_unit_test(test_own_envelopes),
         cmocka_unit_test(test_add_member),
         cmocka_unit_test(test_lost_ack_retry),
         cmocka_unit_test(test_bundle_and_rollback),
