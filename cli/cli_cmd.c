@@ -351,6 +351,18 @@ int veil_cli_cmd_verify(veil_cli_app *a, int argc, char **argv)
     return 0;
 }
 
+/* After a user action on the engine: its refusal explained (VEIL_ESTATE: `refused`), or the change saved. */
+static int acted(veil_cli_app *a, int rc, const char *refused, const char *what)
+{
+    if (rc == VEIL_ESTATE) {
+        return veil_cli_fail(a, VEIL_CLI_ENOTALLOWED, "%s", refused);
+    }
+    if (rc != 0) {
+        return veil_cli_fail(a, veil_cli_exit_for(rc), "cannot %s: %s", what, veil_strerror(rc));
+    }
+    return save_now(a);
+}
+
 int veil_cli_cmd_accept_key(veil_cli_app *a, int argc, char **argv)
 {
     uint32_t contact;
@@ -360,14 +372,8 @@ int veil_cli_cmd_accept_key(veil_cli_app *a, int argc, char **argv)
         (rc = veil_cli_find_contact(a, argv[1], &contact)) != 0) {
         return rc;
     }
-    rc = veil_engine_contact_accept_key(a->e, veil_cli_now(), contact);
-    if (rc == VEIL_ESTATE) {
-        return veil_cli_fail(a, VEIL_CLI_ENOTALLOWED, "no identity key change is pending for this contact");
-    }
-    if (rc != 0) {
-        return veil_cli_fail(a, veil_cli_exit_for(rc), "cannot accept the key: %s", veil_strerror(rc));
-    }
-    if ((rc = save_now(a)) != 0) {
+    if ((rc = acted(a, veil_engine_contact_accept_key(a->e, veil_cli_now(), contact),
+                    "no identity key change is pending for this contact", "accept the key")) != 0) {
         return rc;
     }
     a->on_event = sync_events;
@@ -942,14 +948,8 @@ int veil_cli_cmd_accept(veil_cli_app *a, int argc, char **argv)
         (rc = veil_cli_find_room(a, argv[1], &room)) != 0) {
         return rc;
     }
-    rc = veil_engine_invite_accept(a->e, veil_cli_now(), room);
-    if (rc == VEIL_ESTATE) {
-        return veil_cli_fail(a, VEIL_CLI_ENOTALLOWED, "this room is not an invitation (already accepted?)");
-    }
-    if (rc != 0) {
-        return veil_cli_fail(a, veil_cli_exit_for(rc), "cannot accept: %s", veil_strerror(rc));
-    }
-    if ((rc = save_now(a)) != 0) {
+    if ((rc = acted(a, veil_engine_invite_accept(a->e, veil_cli_now(), room),
+                    "this room is not an invitation (already accepted?)", "accept")) != 0) {
         return rc;
     }
     a->on_event = sync_events;
@@ -967,12 +967,7 @@ int veil_cli_cmd_decline(veil_cli_app *a, int argc, char **argv)
         (rc = veil_cli_find_room(a, argv[1], &room)) != 0) {
         return rc;
     }
-    rc = veil_engine_invite_decline(a->e, room);
-    if (rc != 0) {
-        return veil_cli_fail(a, rc == VEIL_ESTATE ? VEIL_CLI_ENOTALLOWED : veil_cli_exit_for(rc),
-                             "cannot decline: %s", rc == VEIL_ESTATE ? "this room is not an invitation" : veil_strerror(rc));
-    }
-    if ((rc = save_now(a)) != 0) {
+    if ((rc = acted(a, veil_engine_invite_decline(a->e, room), "this room is not an invitation", "decline")) != 0) {
         return rc;
     }
     if (a->o.json) {

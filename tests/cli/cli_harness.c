@@ -858,3 +858,18 @@ bool ch_dir_contains(const char *dir, const char *needle)
     closedir(d);
     return found;
 }
+
+void ch_texts(ch_proc *p, char *out, size_t cap)
+{
+    cJSON *lines = ch_json_lines(p), *o;
+    size_t n = 0;
+
+    out[0] = '\0';
+    cJSON_ArrayForEach(o, lines)
+    {
+        if (strcmp(ch_str(o, "type"), "message") == 0) {
+            n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? "|" : "", ch_str(o, "text"));
+            assert_true(n < cap);
+        }
+    }
+}

@@ -118,6 +118,8 @@ size_t ch_count_json(ch_proc *p, const char *const *kv);
 #define CH_COUNT(p, ...) ch_count_json((p), (const char *const[]){__VA_ARGS__, NULL})
 /** Every JSON line, in order (a cJSON array owned by p). */
 cJSON *ch_json_lines(ch_proc *p);
+/** The texts of the "message" objects of p's --json output, in order, joined by '|' (fails if cap is short). */
+void ch_texts(ch_proc *p, char *out, size_t cap);
 /** Waits until the output (from the start) contains needle; fails after ms. */
 void ch_expect_text(ch_proc *p, int ms, const char *needle);
 /** A string field of a JSON object ("" if absent). */

@@ -73,22 +73,6 @@ static void team_of_three(const ch_relay *r, ch_user *alice, ch_user *bob, ch_us
     ch_free(p);
 }
 
-/* The texts of the messages of a `history --json` (or chat) output, in order, joined by '|'. */
-static void texts(ch_proc *p, char *out, size_t cap)
-{
-    cJSON *lines = ch_json_lines(p), *o;
-    size_t n = 0;
-
-    out[0] = '\0';
-    cJSON_ArrayForEach(o, lines)
-    {
-        if (strcmp(ch_str(o, "type"), "message") == 0) {
-            n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? "|" : "", ch_str(o, "text"));
-            assert_true(n < cap);
-        }
-    }
-}
-
 static ch_proc *chat(const ch_relay *r, const ch_user *u, const char *room)
 {
     ch_proc *p = ch_start(r, u, NULL, (const char *const[]){"chat", room, "--json", NULL});
@@ -393,7 +377,7 @@ static void test_offline_catch_up(void **state)
     send_ok(&r, &alice, "team", "m5");
     send_ok(&r, &bob, "team", "m6");
     p = CH_OK(&r, &carol, "history", "team", "--json");
-    texts(p, got, sizeof got);
+    ch_texts(p, got, sizeof got);
     assert_string_equal(got, "m1|m2|m3|m4|m5|m6");
     lines = ch_json_lines(p);
     cJSON_ArrayForEach(o, lines)
@@ -406,7 +390,7 @@ static void test_offline_catch_up(void **state)
     ch_free(p);
     /* And a chat started later shows them too, in order, as its backlog. */
     p = chat(&r, &carol, "team");
-    texts(p, got, sizeof got);
+    ch_texts(p, got, sizeof got);
     assert_string_equal(got, "m1|m2|m3|m4|m5|m6");
     chat_quit(p);
     ch_relay_stop(&r);
@@ -489,7 +473,7 @@ static void test_restart_from_sealed_state(void **state)
 
     /* A new process from the sealed files: the log, and sessions that still work both ways. */
     a = chat(&r, &alice, "@bob");
-    texts(a, got, sizeof got);
+    ch_texts(a, got, sizeof got);
     assert_string_equal(got, "one|two|three");
     send_ok(&r, &bob, "@alice", "four");
     CH_EXPECT(a, "type", "message", "text", "four", "from", "bob", "backlog", "false");
@@ -497,7 +481,7 @@ static void test_restart_from_sealed_state(void **state)
     CH_EXPECT(a, "type", "sent");
     chat_quit(a);
     p = CH_OK(&r, &bob, "history", "@alice", "--json");
-    texts(p, got, sizeof got);
+    ch_texts(p, got, sizeof got);
     assert_string_equal(got, "one|two|three|four|five");
     ch_free(p);
     ch_relay_stop(&r);

@@ -266,27 +266,11 @@ static void settle(ch_proc *p, int ms)
     ch_pump(p, ms);
 }
 
-/* The texts of a `history --json`, in order, joined by '|'. */
-static void texts(ch_proc *p, char *out, size_t cap)
-{
-    cJSON *lines = ch_json_lines(p), *o;
-    size_t n = 0;
-
-    out[0] = '\0';
-    cJSON_ArrayForEach(o, lines)
-    {
-        if (strcmp(ch_str(o, "type"), "message") == 0) {
-            n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? "|" : "", ch_str(o, "text"));
-            assert_true(n < cap);
-        }
-    }
-}
-
 static void history(const ch_relay *r, const who *w, const char *room, char *out, size_t cap)
 {
     ch_proc *p = CH_OK(r, &w->u, "history", room, "--json", "--offline", "--limit", "500");
 
-    texts(p, out, cap);
+    ch_texts(p, out, cap);
     ch_free(p);
 }
 
