@@ -23,10 +23,20 @@ static void on_signal(int sig)
     }
 }
 
-static void raise_fd_limit(uint32_t conns)
+/*
+ * Raises the soft descriptor limit to fit --max-conns (up to the hard limit);
+ * if it cannot, lowers max_conns to what fits. Past the limit accept() fails
+ * with EMFILE on every loop turn (libwebsockets retries at once, a core spent
+ * and the log flooded, bench/relay.sh scale run), while a connection over
+ * max_conns gets a clean VEIL_EBUSY and close 4013. RESERVE descriptors stay
+ * for the store, the loop, served files and handshakes still in flight.
+ */
+#define RESERVE_FDS 256u
+
+static void fit_fd_limit(veil_relay_config *cfg)
 {
     struct rlimit rl;
-    rlim_t want = (rlim_t)conns + 256;
+    rlim_t want = (rlim_t)cfg->max_conns + RESERVE_FDS;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
         return;
@@ -38,8 +48,10 @@ static void raise_fd_limit(uint32_t conns)
         }
     }
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
-        veil_log(VEIL_LOG_WARN, "fd_limit", "limit=%llu wanted=%llu", (unsigned long long)rl.rlim_cur,
-                 (unsigned long long)want);
+        uint32_t fit = rl.rlim_cur > 2 * RESERVE_FDS ? (uint32_t)(rl.rlim_cur - RESERVE_FDS) : RESERVE_FDS;
+        veil_log(VEIL_LOG_WARN, "fd_limit", "limit=%llu wanted=%llu max_conns=%u", (unsigned long long)rl.rlim_cur,
+                 (unsigned long long)want, fit);
+        cfg->max_conns = fit;
     }
 }
 
@@ -69,7 +81,7 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     }
     veil_log_init(cfg.log_level);
-    raise_fd_limit(cfg.max_conns);
+    fit_fd_limit(&cfg);
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_IGN;

@@ -47,6 +47,8 @@
 #define VR_CLOSE_TRY_AGAIN_LATER 4013
 #define CATCHUP_ROWS 32u
 #define SWEEP_ROWS 5000u
+/* vbuf.type of the relay's ping (a WebSocket control frame, not a veil frame). */
+#define VB_PING 0x100u
 
 /* ------------------------------------------------------------------ types */
 
@@ -54,7 +56,7 @@ typedef struct vbuf {
     uint32_t refs;
     uint32_t len; /* frame (msgpack) octets */
     uint8_t hlen; /* WebSocket header octets, stored just before the frame */
-    uint8_t type;
+    uint16_t type; /* veil frame type, or VB_PING */
     uint8_t data[]; /* LWS_PRE octets, then the frame */
 } vbuf;
 
@@ -85,7 +87,7 @@ typedef struct vroom {
     struct vroom *dnext;
 } vroom;
 
-enum { C_AUTHED = 1, C_CLOSING = 2, C_DEAD = 4, C_WANT_WRITE = 8, C_REJECT = 16 };
+enum { C_AUTHED = 1, C_CLOSING = 2, C_DEAD = 4, C_WANT_WRITE = 8, C_REJECT = 16, C_PINGED = 32 };
 
 typedef struct vconn {
     struct lws *wsi;
@@ -101,6 +103,7 @@ typedef struct vconn {
     double tokens;
     lws_usec_t tok_us;
     lws_usec_t last_rx_us, close_deadline_us;
+    lws_usec_t alive_us; /* last frame or pong received (idle_cb) */
     vbuf **q;
     uint32_t qcap, qhead, qlen;
     uint64_t qbytes;
@@ -169,7 +172,8 @@ struct veil_relay {
     /* The libev loop (epoll) lws runs on, owned by the relay; NULL when lws fell back to poll(). */
     struct ev_loop *loop;
     lws_sorted_usec_list_t sul_heartbeat;
-    vtimer t_commit, t_sweep, t_close, t_tick;
+    vtimer t_commit, t_sweep, t_close, t_tick, t_idle;
+    vbuf *ping;
     int close_check_pending;
     uint8_t *scratch;
     char web_abs[VEIL_RELAY_PATH_MAX];
@@ -557,7 +561,8 @@ static int do_write(vconn *c)
     total = (size_t)first->hlen + first->len;
     if (lws_get_network_wsi(c->wsi) != c->wsi) {
         /* Encapsulated (ws over h2): frames must go through lws' own framing. */
-        w = lws_write(c->wsi, vbuf_frame(first), first->len, LWS_WRITE_BINARY);
+        w = lws_write(c->wsi, vbuf_frame(first), first->len,
+                      first->type == VB_PING ? LWS_WRITE_PING : LWS_WRITE_BINARY);
         total = first->len;
     } else if (c->qlen == 1 || total > SCRATCH_BYTES) {
         w = lws_write(c->wsi, vbuf_frame(first) - first->hlen, total, LWS_WRITE_RAW);
@@ -1806,7 +1811,8 @@ static void on_receive(veil_relay *r, vconn *c, const uint8_t *in, size_t len)
     size_t remaining;
     bool final;
 
-    c->last_rx_us = lws_now_usecs();
+    c->last_rx_us = c->alive_us = lws_now_usecs();
+    c->flags &= (uint8_t)~C_PINGED;
     if (c->flags & (C_CLOSING | C_DEAD)) {
         return; /* read and dropped until the close (on_writeable) */
     }
@@ -1866,7 +1872,7 @@ static void conn_open(veil_relay *r, vconn *c, struct lws *wsi)
     c->relay = r;
     c->serial = ++r->next_serial;
     c->tokens = (double)r->cfg.burst;
-    c->tok_us = lws_now_usecs();
+    c->tok_us = c->alive_us = lws_now_usecs();
     c->next = r->conns;
     if (r->conns != NULL) {
         r->conns->prev = c;
@@ -1956,6 +1962,12 @@ static int cb_veil(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if (c->relay != NULL) {
             return on_writeable(c);
+        }
+        break;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (c->relay != NULL) {
+            c->alive_us = lws_now_usecs();
+            c->flags &= (uint8_t)~C_PINGED;
         }
         break;
 
@@ -2114,6 +2126,51 @@ static void close_check_cb(veil_relay *r)
 }
 
 /*
+ * Idle connections: a ping after idle/2 without a frame or a pong, dropped
+ * (without a close frame, SPEC.md 9.11) after idle. libwebsockets 4.1 can do
+ * this itself (retry_and_idle_policy), but keeps every connection's timer in
+ * one sorted list that each re-arm walks from its head: every pong cost a
+ * walk over all connections, and from about 17000 connections the relay spent
+ * its whole core on it (bench/relay.sh, scale). One pass over the connections
+ * every idle/8 (100 ms to 1 s) costs far less. The ping is a raw control frame
+ * in the connection's queue, written with the frames around it.
+ */
+static lws_usec_t idle_period(const veil_relay *r)
+{
+    lws_usec_t us = (lws_usec_t)r->cfg.idle * LWS_US_PER_SEC / 8;
+
+    if (us < 100 * LWS_US_PER_MS) {
+        return 100 * LWS_US_PER_MS;
+    }
+    return us > LWS_US_PER_SEC ? LWS_US_PER_SEC : us;
+}
+
+static void idle_cb(veil_relay *r)
+{
+    lws_usec_t now = lws_now_usecs();
+    lws_usec_t ping_after = (lws_usec_t)r->cfg.idle * LWS_US_PER_SEC / 2;
+    lws_usec_t drop_after = (lws_usec_t)r->cfg.idle * LWS_US_PER_SEC;
+    vconn *c;
+
+    for (c = r->conns; c != NULL; c = c->next) {
+        if (c->flags & (C_DEAD | C_CLOSING) || c->wsi == NULL) {
+            continue; /* closing: lws' close timeout ends it */
+        }
+        if (now - c->alive_us >= drop_after) {
+            c->flags |= C_DEAD;
+            r->m.close_idle++;
+            veil_log(VEIL_LOG_INFO, "idle_timeout", "conn=%llu", (unsigned long long)c->serial);
+            queue_clear(c);
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        } else if (now - c->alive_us >= ping_after && !(c->flags & C_PINGED) && r->ping != NULL) {
+            c->flags |= C_PINGED;
+            enqueue(c, r->ping);
+        }
+    }
+    vtimer_start(&r->t_idle, idle_period(r));
+}
+
+/*
  * Under libev, an lws timer that fires every 10 ms keeps lws' own timer
  * armed no further than 10 ms ahead, so lws' internal timeouts (handshake,
  * ping, close) are late by at most 10 ms despite the re-arm problem above.
@@ -2167,8 +2224,20 @@ int veil_relay_create(veil_relay **out, const veil_relay_config *cfg)
     }
     r->inbox_pending_max = r->inbox_committed;
 
-    r->retry.secs_since_valid_ping = (uint16_t)(cfg->idle / 2);
-    r->retry.secs_since_valid_hangup = (uint16_t)(cfg->idle > 65535 ? 65535 : cfg->idle);
+    /* No validity timers in lws (a hangup of 0 turns them off): idle_cb does it. */
+    r->retry.secs_since_valid_ping = 0;
+    r->retry.secs_since_valid_hangup = 0;
+    /* One octet of payload: lws 4.1 passes no empty pong to the callback. */
+    r->ping = vbuf_alloc(1);
+    if (r->ping == NULL) {
+        veil_relay_destroy(r);
+        return VEIL_ENOMEM;
+    }
+    r->ping->type = VB_PING;
+    r->ping->hlen = 2;
+    vbuf_frame(r->ping)[-2] = 0x89; /* FIN, ping */
+    vbuf_frame(r->ping)[-1] = 1;
+    vbuf_frame(r->ping)[0] = 'v';
 
     r->protocols[0].name = "http";
     r->protocols[0].callback = cb_http;
@@ -2246,6 +2315,8 @@ int veil_relay_create(veil_relay **out, const veil_relay_config *cfg)
     vtimer_init(r, &r->t_sweep, sweep_cb);
     vtimer_init(r, &r->t_close, close_check_cb);
     vtimer_init(r, &r->t_tick, tick_cb);
+    vtimer_init(r, &r->t_idle, idle_cb);
+    vtimer_start(&r->t_idle, idle_period(r));
     vtimer_start(&r->t_sweep, LWS_US_PER_SEC);
     if (r->loop != NULL) {
         heartbeat_cb(&r->sul_heartbeat);
@@ -2300,6 +2371,7 @@ int veil_relay_run(veil_relay *r)
     vtimer_stop(&r->t_commit);
     r->commit_scheduled = 0;
     vtimer_stop(&r->t_sweep);
+    vtimer_stop(&r->t_idle);
     for (c = r->conns; c != NULL; c = c->next) {
         send_error(c, 0, VEIL_EBUSY, 0, "relay shutting down");
         begin_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "shutting down");
@@ -2353,5 +2425,6 @@ void veil_relay_destroy(veil_relay *r)
     free(r->rooms.b);
     free(r->idents.b);
     free(r->scratch);
+    vbuf_unref(r->ping);
     free(r);
 }

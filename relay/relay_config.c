@@ -39,7 +39,7 @@ static const opt OPTS[] = {
     U("max-eph", max_eph, 16, VEIL_WIRE_ENV_MAX_BYTES, "largest envelope of EPHEMERAL (octets)"),
     U("max-rooms", max_rooms, 1, 100000, "rooms one connection may join"),
     U("max-members", max_members, 1, 1000000, "connections joined to one room"),
-    U("max-conns", max_conns, 1, 10000000, "WebSocket connections (the fd limit is raised to fit)"),
+    U("max-conns", max_conns, 1, 10000000, "WebSocket connections (the fd limit is raised to fit, or this lowered to the limit)"),
     U("rate", rate, 1, 1000000, "requests per second per connection (token bucket refill)"),
     U("burst", burst, 1, 1000000, "token bucket size"),
     U("queue-frames", queue_frames, 8, 1000000, "frames queued to one connection before it is closed as a slow consumer"),

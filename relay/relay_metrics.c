@@ -67,6 +67,7 @@ size_t veil_metrics_render(const veil_metrics *m, char *buf, size_t cap)
     put(&o, "veil_closes_total{reason=\"too_big\"} %llu\n", (unsigned long long)m->close_too_big);
     put(&o, "veil_closes_total{reason=\"connection_limit\"} %llu\n", (unsigned long long)m->close_conn_limit);
     put(&o, "veil_closes_total{reason=\"protocol\"} %llu\n", (unsigned long long)m->close_protocol);
+    put(&o, "veil_closes_total{reason=\"idle\"} %llu\n", (unsigned long long)m->close_idle);
     metric(&o, "veil_envelopes_stored_total", "counter", "Envelopes made durable.", m->envelopes_stored);
     metric(&o, "veil_envelopes_duplicate_total", "counter", "Re-published envelopes answered from the store.",
            m->envelopes_dup);

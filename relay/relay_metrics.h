@@ -19,7 +19,7 @@ typedef struct veil_metrics {
     uint64_t members;           /* gauge: room memberships */
     uint64_t frames_in, frames_out, bytes_in, bytes_out;
     uint64_t errors[VEIL_METRICS_MAX_CODE + 1]; /* by -code */
-    uint64_t close_slow, close_policy, close_too_big, close_conn_limit, close_protocol;
+    uint64_t close_slow, close_policy, close_too_big, close_conn_limit, close_protocol, close_idle;
     uint64_t envelopes_stored, envelopes_dup, deliveries, ephemeral, inbox_posts, prekey_fetches, opks_handed;
     uint64_t commits, commit_failures, batch_items;
     double commit_seconds_sum, commit_seconds_max;
