@@ -2116,6 +2116,12 @@ void veil__on_deliver(veil_engine *e, uint64_t now, veil__room *r, uint64_t seq,
         }
         if (seq > expected) {
             uint64_t missing = seq - expected;
+            /* Our own acknowledged numbers inside the hole are not missing. */
+            for (i = 0; i < r->nahead; i++) {
+                if (r->own_ahead[i] > expected && r->own_ahead[i] < seq && missing > 0) {
+                    missing--;
+                }
+            }
             /* With a publish of ours unanswered, the first missing number may be its (9.3 lets the
              * ACK come after later deliveries): judged when the ACK comes. */
             if (r->gap_own == 0 && own_unacked(e, r)) {

@@ -257,6 +257,47 @@ static void test_drop_dup_reorder_replay(void **state)
     fr_free(R);
 }
 
+/* A drop next to a number of B's own, acknowledged before the later deliveries arrive: one missing, not two. */
+static void test_gap_around_own(void **state)
+{
+    fr_relay *R = fr_new(3, 79);
+    uint32_t rooms[3];
+    fr_blob d[8], m3[4];
+    size_t n, n3, mark;
+
+    (void)state;
+    group3(R, rooms);
+    mark = R->c[B].nlog;
+    say(R, A, rooms[A], "m1", NULL);
+    say(R, A, rooms[A], "m2", NULL);
+    n = collect(R, B, d, 8);
+    assert_int_equal(n, 2);
+    say(R, B, rooms[B], "mine", NULL); /* numbered after m2, ACKed to B at once */
+    fr_run(R);
+    say(R, A, rooms[A], "m3", NULL);
+    n3 = collect(R, B, m3, 4);
+    assert_int_equal(n3, 1);
+    assert_true(seq_of(&m3[0]) == seq_of(&d[1]) + 2);
+    fr_q_push(&R->c[B].to_client, d[0].p, d[0].len);
+    fr_q_push(&R->c[B].to_client, m3[0].p, m3[0].len); /* m2 withheld */
+    fr_run(R);
+    assert_int_equal(msgs(&R->c[B], mark, "m2"), 0);
+    assert_int_equal(msgs(&R->c[B], mark, "m3"), 1);
+    assert_int_equal(alerts(&R->c[B], mark, VEIL_ALERT_SEQ_GAP), 1);
+    {
+        size_t i;
+        for (i = mark; i < R->c[B].nlog; i++) {
+            if (R->c[B].log[i].type == VEIL_EV_ALERT && R->c[B].log[i].code == VEIL_ALERT_SEQ_GAP) {
+                assert_int_equal(R->c[B].log[i].n, 1); /* m2's number only */
+            }
+        }
+    }
+    assert_int_equal(alerts(&R->c[B], mark, VEIL_ALERT_DROPPED), 1);
+    free_all(d, n);
+    free_all(m3, n3);
+    fr_free(R);
+}
+
 /* The relay hands the author envelopes in the author's own name (SPEC.md 13.9): its own message stored
  * again, an altered copy of it, a pairwise one; the original cmid at another number. */
 static void test_own_envelopes(void **state)
@@ -949,6 +990,7 @@ int main(void)
         cmocka_unit_test(test_drop_dup_reorder_replay),
         cmocka_unit_test(test_tamper_inject),
         cmocka_unit_test(test_own_envelopes),
+        cmocka_unit_test(test_gap_around_own),
         cmocka_unit_test(test_add_member),
         cmocka_unit_test(test_lost_ack_retry),
         cmocka_unit_test(test_bundle_and_rollback),
