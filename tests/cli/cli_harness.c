@@ -527,6 +527,45 @@ ch_proc *ch_start(const ch_relay *r, const ch_user *u, const ch_opts *opts, cons
     return p;
 }
 
+/*
+ * A failed expectation: cmocka's message buffer holds about a kilobyte, so the whole output of the process
+ * goes to a file in the test directory (kept when a test fails), and the message shows the end of it.
+ */
+#define CH_FAIL(p, fmt, ...)                                                                                     \
+    do {                                                                                                         \
+        char kept_[512];                                                                                         \
+        keep_output((p), kept_, sizeof kept_);                                                                   \
+        fail_msg("[%s] " fmt "\nend of stdout:\n%s\nend of stderr:\n%s\n(whole output: %s)", (p)->label,        \
+                 __VA_ARGS__, tail_of((p)->out, 600), tail_of((p)->err, 200), kept_);                            \
+    } while (0)
+
+static const char *tail_of(const char *s, size_t n)
+{
+    size_t len;
+
+    if (s == NULL) {
+        return "";
+    }
+    len = strlen(s);
+    return len > n ? s + len - n : s;
+}
+
+static void keep_output(const ch_proc *p, char *path, size_t cap)
+{
+    static unsigned seq;
+    FILE *f;
+
+    snprintf(path, cap, "%s/failed-%u.out", g_dir, ++seq);
+    f = fopen(path, "w");
+    if (f == NULL) {
+        snprintf(path, cap, "(not kept)");
+        return;
+    }
+    fprintf(f, "[%s]\n--- stdout ---\n%s\n--- stderr ---\n%s\n", p->label, p->out ? p->out : "",
+            p->err ? p->err : "");
+    fclose(f);
+}
+
 static void reap(ch_proc *p, int st)
 {
     p->exited = true;
@@ -549,7 +588,7 @@ int ch_wait(ch_proc *p, int ms)
             kill(p->pid, SIGKILL);
             waitpid(p->pid, &st, 0);
             reap(p, st);
-            fail_msg("[%s] did not exit within %d ms\nstdout:\n%s\nstderr:\n%s", p->label, ms, p->out, p->err);
+            CH_FAIL(p, "did not exit within %d ms", ms);
         }
     }
     /* What is left in the pipes. */
@@ -577,7 +616,7 @@ ch_proc *ch_expect_exit(int code, const ch_relay *r, const ch_user *u, const ch_
     ch_proc *p = ch_run(r, u, o, args);
 
     if (p->status != code) {
-        fail_msg("[%s] exited %d, expected %d\nstdout:\n%s\nstderr:\n%s", p->label, p->status, code, p->out, p->err);
+        CH_FAIL(p, "exited %d, expected %d", p->status, code);
     }
     return p;
 }
@@ -728,8 +767,7 @@ cJSON *ch_expect_json(ch_proc *p, int ms, const char *const *kv)
         }
     }
     describe(kv, want, sizeof want);
-    fail_msg("[%s] no JSON line with %s within %d ms%s\nstdout:\n%s\nstderr:\n%s", p->label, want, ms,
-             p->exited ? " (it exited)" : "", p->out, p->err);
+    CH_FAIL(p, "no JSON line with %s within %d ms%s", want, ms, p->exited ? " (it exited)" : "");
     return NULL;
 }
 
@@ -775,8 +813,7 @@ void ch_expect_text(ch_proc *p, int ms, const char *needle)
 
     while (strstr(p->out, needle) == NULL && (p->err == NULL || strstr(p->err, needle) == NULL)) {
         if (now_ms() >= end || (p->exited && p->out_fd < 0 && p->err_fd < 0)) {
-            fail_msg("[%s] no \"%s\" in its output within %d ms\nstdout:\n%s\nstderr:\n%s", p->label, needle, ms,
-                     p->out, p->err);
+            CH_FAIL(p, "no \"%s\" in its output within %d ms", needle, ms);
         }
         ch_pump(p, 20);
     }

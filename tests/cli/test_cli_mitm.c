@@ -540,6 +540,9 @@ static void test_direct_room(void **state)
     b = chat(&rp, &bob, "@alice");
     CH_EXPECT(a, "type", "message", "from", "bob", "text", "hi alice");
     CH_EXPECT(a, "type", "presence", "from", "bob", "on", "true");
+    /* Alice's chat marks "hi alice" read: that receipt is an envelope of hers too, and must be through
+     * before the proxy starts taking her next one. */
+    CH_EXPECT(b, "type", "receipt", "kind", "read", "from", "alice");
 
     /* 1. Tampering in flight: the last octet of p1 (its body's tag) inverted. Rejected, not shown; the
      * next message shows p1 missing. p2 is kept for the replay. */
