@@ -148,7 +148,8 @@ if [ "$maxconns" -gt 0 ]; then
   grep -h 'level=\(warn\|error\)' "$tmp/relay.log" | sort | uniq -c | sort -rn | head -3 | sed 's/^/# relay log: /' || true
 fi
 if [ "$roomsize" -gt 1 ]; then
-  echo "# relay scale: one room of $roomsize members (rate limit lifted: --rate 1000000 --burst 1000000)"
+  sleep 2
+  echo "# relay scale: one room of $roomsize members (rate limit lifted: --rate 1000000 --burst 1000000); load average $(cut -d' ' -f1 /proc/loadavg)"
   start_server veil --rate 1000000 --burst 1000000 --max-members $((roomsize + 24))
   load veil room "roomsize=$roomsize" "publishers=20" "window=16" "seconds=5" "warmup=2" | tee -a "$tmp/figures"
   stop_server

@@ -263,9 +263,11 @@ static int migrate(veil_store *s)
  * SQLite only rewinds the WAL to its start when a write transaction begins
  * while every frame is checkpointed. Under steady load a commit almost always
  * lands while the 500 ms checkpoint runs, so the WAL grew without bound (60 MB
- * in 14 s of bench/relay). So when a checkpoint leaves the WAL neither
- * rewound nor idle, the thread tries again CK_RETRY_MS later, a few times:
- * these copy only the last few commits and usually end between two of them.
+ * in 14 s of bench/relay). So once the WAL holds CK_RETRY_FRAMES, when a
+ * checkpoint leaves it neither rewound nor idle, the thread tries again
+ * CK_RETRY_MS later, a few times: these copy only the last few commits and
+ * usually end between two of them (each costs two fsyncs, hence not below
+ * CK_RETRY_FRAMES).
  * If the WAL still reaches CK_WAL_MAX_FRAMES, a RESTART checkpoint rewinds it
  * for sure; it holds the writer (the event loop) for the few frames left and
  * two fsyncs, which a load steady enough to get there pays rarely.
@@ -273,6 +275,7 @@ static int migrate(veil_store *s)
 #define CK_PERIOD_MS 500
 #define CK_RETRY_MS 2
 #define CK_RETRIES 8
+#define CK_RETRY_FRAMES 4096
 #define CK_WAL_MAX_FRAMES 16384
 
 static void *checkpointer(void *arg)
@@ -306,7 +309,7 @@ static void *checkpointer(void *arg)
                      "mode=%s rc=%d wal_frames=%d done=%d", mode == SQLITE_CHECKPOINT_RESTART ? "restart" : "passive",
                      rc, log, done);
             if (rc != SQLITE_OK || mode == SQLITE_CHECKPOINT_RESTART || log < prev || (done == log && log == prev) ||
-                ++tries > CK_RETRIES) {
+                log < CK_RETRY_FRAMES || ++tries > CK_RETRIES) {
                 /* Rewound, idle, or tried enough for this period. */
                 tries = 0;
             }

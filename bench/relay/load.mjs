@@ -162,7 +162,7 @@ function veilClient(roomIndex, memberIndex, how = {}) {
           break;
         case 0x02:
           errors++;
-          if (errors < 5) console.error(`# veil error ${f.code} ${f.msg}`);
+          if (errors < 5 && mode !== 'maxconns-worker') console.error(`# veil error ${f.code} ${f.msg}`);
           if (!joined) { clearTimeout(timer); ws.terminate(); reject(new Error(`error frame ${f.code} ${f.msg}`)); }
           break;
         default:
@@ -373,8 +373,13 @@ async function maxconns() {
   console.log(`${name}.max_conns_rss ${(rss / 1024).toFixed(1)} MiB`);
   console.log(`${name}.max_conns_open_rate ${(opened / secs).toFixed(0)} 1/s`);
   console.log(`# ${kind} max_conns: ${opened} opened (authenticated and joined) in ${secs.toFixed(1)} s, ${held} still open 2 s later; stopped: ${why}`);
+  // The next run starts only once every client process has closed its connections and gone.
   for (const c of workers) c.send('close');
-  await Promise.all(workers.map((c) => new Promise((resolve) => { c.once('exit', resolve); setTimeout(resolve, 3000); })));
+  await Promise.all(workers.map((c) => new Promise((resolve) => {
+    if (c.exitCode !== null) resolve();
+    c.once('exit', resolve);
+    setTimeout(() => { c.kill('SIGKILL'); resolve(); }, 30000);
+  })));
 }
 
 // Counts WebSocket frames straight from the socket of a listening member (server frames are unmasked).
@@ -453,6 +458,7 @@ async function room() {
   }
   await sleep(opt.warmup * 1000);
   const cpu0 = cpuTicks();
+  const lg0 = process.cpuUsage();
   const d0 = deliveries;
   const a0 = acked;
   const c0 = closed;
@@ -463,6 +469,7 @@ async function room() {
   measuring = false;
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = (cpuTicks() - cpu0) / opt.clk_tck;
+  const lg = process.cpuUsage(lg0);
   const d = deliveries - d0;
   const a = acked - a0;
   running = false;
@@ -477,7 +484,8 @@ async function room() {
   console.log(`${name}.latency_p99 ${(pct(latencies, 99) / 1e6).toFixed(3)} ms`);
   console.log(`# ${kind} room of ${opt.roomsize}: ${opt.publishers} publishers with ${opt.window} PUBLISHes in flight each;` +
     ` ${closed - c0} members dropped while measured${errors ? `, ${errors} error frames` : ''}` +
-    ` (latency: publish to delivery at the other publishers)`);
+    ` (latency: publish to delivery at the other publishers); load generator CPU ` +
+    `${((lg.user + lg.system) / 1e4 / secs).toFixed(0)}% of its core (near 100%: it, not the relay, set the pace)`);
   members.forEach((c) => c.close());
 }
 
