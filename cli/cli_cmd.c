@@ -208,10 +208,27 @@ int veil_cli_cmd_add(veil_cli_app *a, int argc, char **argv)
     veil_contact_info ci;
     int rc;
 
-    if ((rc = need_args(a, argc, 2, 2, "add CODE")) != 0 || (rc = veil_cli_open(a)) != 0) {
+    uint8_t ik[VEIL_SIGN_PK_BYTES];
+    size_t ik_len = 0;
+    const char *end = NULL;
+    bool by_key;
+
+    if ((rc = need_args(a, argc, 2, 2, "add CODE|KEY")) != 0 || (rc = veil_cli_open(a)) != 0) {
         return rc;
     }
-    rc = veil_engine_contact_add(a->e, veil_cli_now(), argv[1], &contact);
+    /* An identity key as `whoami --json` prints it ("ik", 64 hex digits): the name is the user's to give. */
+    by_key = strlen(argv[1]) == 2 * sizeof ik &&
+             sodium_hex2bin(ik, sizeof ik, argv[1], strlen(argv[1]), NULL, &ik_len, &end) == 0 &&
+             ik_len == sizeof ik && *end == '\0';
+    if (by_key) {
+        const char *name = a->o.name != NULL ? a->o.name : "";
+        rc = veil_engine_contact_add_key(a->e, veil_cli_now(), ik, name, strlen(name), &contact);
+        if (rc == VEIL_EINVAL) {
+            return veil_cli_fail(a, VEIL_CLI_EUSAGE, "not a key to add: your own, or an invalid --name");
+        }
+    } else {
+        rc = veil_engine_contact_add(a->e, veil_cli_now(), argv[1], &contact);
+    }
     if (rc == VEIL_EINVAL) {
         if (veil_engine_contact_code(a->e, own, sizeof own) == 0 && strcmp(own, argv[1]) == 0) {
             return veil_cli_fail(a, VEIL_CLI_EUSAGE, "this is your own contact code");

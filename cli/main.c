@@ -33,6 +33,8 @@ static const char USAGE[] =
     "  invite                         print your contact code (give it to people who\n"
     "                                 should reach you)\n"
     "  add CODE                       add the contact of a code and open a direct room\n"
+    "  add KEY [--name NAME]          the same by identity key (64 hex digits, \"ik\" in\n"
+    "                                 `whoami --json`); compare safety numbers after\n"
     "  contacts                       list your contacts\n"
     "  verify CONTACT [--yes|--no]    show the safety number to compare with CONTACT\n"
     "                                 (in person, by phone); mark them verified or not\n"

@@ -199,6 +199,36 @@ static void test_first_contact(void **state)
     ch_relay_stop(&r);
 }
 
+/* A contact added by identity key (64 hex digits) rather than by code; the name is the adder's choice. */
+static void test_add_by_key(void **state)
+{
+    ch_relay r;
+    ch_user alice, dave;
+    ch_proc *p;
+    cJSON *o;
+    char ik[80];
+
+    (void)state;
+    ch_relay_start(&r);
+    init_user(&r, &alice, "alice");
+    init_user(&r, &dave, "dave");
+    p = CH_OK(&r, &alice, "whoami", "--json", "--offline");
+    o = CH_EXPECT(p, "type", "identity");
+    snprintf(ik, sizeof ik, "%s", ch_str(o, "ik"));
+    ch_free(p);
+    assert_int_equal(strlen(ik), 64);
+    ch_free(CH_FAILS(EUSAGE, &r, &dave, "add", "00112233", "--json"));
+    p = CH_OK(&r, &dave, "add", ik, "--name", "al", "--json");
+    CH_EXPECT(p, "type", "contact", "name", "al");
+    CH_EXPECT(p, "type", "room", "kind", "direct");
+    ch_free(p);
+    send_ok(&r, &dave, "al", "added by key");
+    p = CH_OK(&r, &alice, "history", "@dave", "--json");
+    CH_EXPECT(p, "type", "message", "text", "added by key", "from", "dave");
+    ch_free(p);
+    ch_relay_stop(&r);
+}
+
 static void test_group_of_three(void **state)
 {
     ch_relay r;
@@ -637,7 +667,7 @@ static void test_human_chat_on_a_terminal(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        CH_TEST(test_usage_and_local_errors), CH_TEST(test_first_contact),
+        CH_TEST(test_usage_and_local_errors), CH_TEST(test_first_contact), CH_TEST(test_add_by_key),
         CH_TEST(test_group_of_three),         CH_TEST(test_member_removed),
         CH_TEST(test_offline_catch_up),       CH_TEST(test_relay_restart),
         CH_TEST(test_restart_from_sealed_state), CH_TEST(test_wrong_passphrase),
