@@ -8,7 +8,12 @@
 #   veil  veil-relay (build/native, or VEIL_RELAY_BIN), with its SQLite store in
 #         a temporary directory: it decodes, sequences, stores and acknowledges;
 #   sio   a Socket.IO 4 room-broadcast server (bench/relay/sio_server.mjs);
-#   ws    a bare `ws` broadcast server (bench/relay/ws_server.mjs).
+#   ws    a bare `ws` broadcast server (bench/relay/ws_server.mjs);
+#   lws   (fan-out only) a minimal libwebsockets broadcast server with the
+#         relay's write batching and nothing else (bench/relay/lws_server.c,
+#         built as bench_lws_broadcast next to the relay): the floor any lws
+#         server starts from on this machine, so how far below Socket.IO an
+#         lws server can get here at all.
 #
 # 1. fan-out: 10 rooms x 20 members, 256-octet bodies, every member publishing
 #    VEIL_BENCH_RELAY_RATE (default 5) per second; server CPU (utime + stime of
@@ -33,6 +38,7 @@ set -euo pipefail
 cd "${VEIL_ROOT:-$(dirname "$0")/..}"
 
 relay=${VEIL_RELAY_BIN:-build/native/relay/veil-relay}
+lws=${VEIL_LWS_BIN:-$(dirname "$relay")/../bench/bench_lws_broadcast}
 rate=${VEIL_BENCH_RELAY_RATE:-5}
 secs=${VEIL_BENCH_RELAY_SECONDS:-6}
 rounds=${VEIL_BENCH_RELAY_ROUNDS:-3}
@@ -71,6 +77,7 @@ trap cleanup EXIT
 start_server() {
   local kind=$1 i
   shift
+  server_port=""
   rm -f "$tmp/port" "$tmp/out"
   case $kind in
     veil)
@@ -80,6 +87,12 @@ start_server() {
       server_pid=$!
       for i in $(seq 200); do [ -s "$tmp/port" ] && break; sleep 0.05; done
       server_port=$(cat "$tmp/port")
+      ;;
+    lws)
+      $server_cpu "$lws" 0 >"$tmp/out" 2>&1 &
+      server_pid=$!
+      for i in $(seq 200); do grep -q listening "$tmp/out" 2>/dev/null && break; sleep 0.05; done
+      server_port=$(awk '/listening/ {print $2; exit}' "$tmp/out")
       ;;
     sio|ws)
       $server_cpu node "bench/relay/${kind}_server.mjs" 0 >"$tmp/out" 2>&1 &
@@ -110,8 +123,14 @@ load() {
 
 echo "# relay fan-out: 10 rooms x 20 members, 256-octet bodies, $rate per member per second, ${secs} s measured, $rounds rounds;"
 echo "# server on core 0, load generator on core 1; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+fanout_kinds="veil sio ws"
+if [ -x "$lws" ]; then
+  fanout_kinds="$fanout_kinds lws"
+else
+  echo "# $lws missing (make build-native): no lws floor"
+fi
 for round in $(seq "$rounds"); do
-  for kind in veil sio ws; do
+  for kind in $fanout_kinds; do
     start_server "$kind"
     load "$kind" fanout "rate=$rate" "seconds=$secs" "warmup=2" >"$tmp/fanout.$round.$kind"
     stop_server
@@ -181,12 +200,17 @@ round_ratio() {
 }
 cpu_sio=$(round_ratio relay.sio.cpu_per_delivery relay.veil.cpu_per_delivery)
 cpu_ws=$(round_ratio relay.ws.cpu_per_delivery relay.veil.cpu_per_delivery)
+cpu_lws=$(round_ratio relay.lws.cpu_per_delivery relay.veil.cpu_per_delivery)
+cpu_sio_lws=$(round_ratio relay.sio.cpu_per_delivery relay.lws.cpu_per_delivery)
 p99_sio=$(round_ratio relay.sio.latency_p99 relay.veil.latency_p99)
 mem_sio=$(ratio relay.sio.idle_rss_per_conn relay.veil.idle_rss_per_conn)
 echo "relay.cpu_per_delivery_sio_over_veil $cpu_sio x"
 echo "relay.cpu_per_delivery_ws_over_veil $cpu_ws x"
+echo "relay.cpu_per_delivery_lws_over_veil $cpu_lws x"
+echo "relay.cpu_per_delivery_sio_over_lws $cpu_sio_lws x"
 echo "relay.latency_p99_sio_over_veil $p99_sio x"
 echo "relay.idle_rss_sio_over_veil $mem_sio x"
-echo "# targets (issue 4): CPU per delivery at least 8x below Socket.IO (now ${cpu_sio}x);"
+echo "# targets (issue 4): CPU per delivery at least 8x below Socket.IO (now ${cpu_sio}x; the bare lws floor,"
+echo "#   no store and no protocol, is ${cpu_sio_lws}x below Socket.IO on this machine and load);"
 echo "#   p99 latency below Socket.IO's (sio/veil = ${p99_sio}x, above 1 is better);"
 echo "#   at most 4 KiB RSS per idle joined connection (veil: $(fig relay.veil.idle_rss_per_conn) KiB)."

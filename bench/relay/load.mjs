@@ -4,6 +4,7 @@
 //   veil  veil-relay, SPEC.md section 9 (AUTH, JOIN with proof, PUBLISH, DELIVER)
 //   sio   a Socket.IO 4 room-broadcast server (sio_server.mjs)
 //   ws    a bare `ws` broadcast server (ws_server.mjs)
+//   lws   the minimal libwebsockets broadcast server (lws_server.c), same protocol as ws
 //
 // Modes:
 //   fanout  ROOMS x MEMBERS connections, each member publishing RATE bodies of
@@ -200,7 +201,7 @@ function wsClient(roomIndex) {
   });
 }
 
-const connectOne = { veil: veilClient, sio: sioClient, ws: wsClient }[kind];
+const connectOne = { veil: veilClient, sio: sioClient, ws: wsClient, lws: wsClient }[kind];
 if (!connectOne) {
   console.error(`unknown kind ${kind}`);
   process.exit(2);
