@@ -19,6 +19,7 @@
 #ifndef VEIL_CLI_H
 #define VEIL_CLI_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -206,7 +207,20 @@ void veil_cli_print_member(veil_cli_app *a, uint32_t room, const veil_member_inf
 void veil_cli_print_msg(veil_cli_app *a, const veil_cli_msg *m, bool backlog);
 /** An engine event as the chat shows it (also used for alerts and errors in one-shot commands). */
 void veil_cli_print_event(veil_cli_app *a, const veil_event *ev);
-/** A JSON object built by the caller, printed on one line. The cJSON is deleted. */
+/**
+ * Text from peers (names, titles, messages, emoji) made safe to show on a
+ * terminal: C0 controls become their Control Pictures (ESC shows as U+241B),
+ * TAB a space, DEL U+2421; C1 controls, bidirectional overrides and octets
+ * that are not UTF-8 become U+FFFD. Copies whole characters while they fit;
+ * out is NUL-terminated (cap > 0). cap = 3 * len + 1 always suffices.
+ * Returns the length written.
+ */
+size_t veil_cli_safe(char *out, size_t cap, const char *in, size_t len);
+/** One human line (a newline is added) on stdout, through veil_cli_safe, around the chat's input line. */
+void veil_cli_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/** The same on f, with a fixed prefix ("veil: "). */
+void veil_cli_vline(FILE *f, const char *prefix, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+/** A JSON object built by the caller, printed on one line (valid UTF-8; C1 and bidi controls escaped). The cJSON is wiped and deleted. */
 struct cJSON;
 void veil_cli_json_emit(struct cJSON *o);
 /** Helpers for JSON objects. */

@@ -13,6 +13,8 @@
 #include "cli.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,18 +39,76 @@ typedef struct chat {
     int conn_state; /* 0 unknown, 1 up, 2 down */
     uint8_t typers[CHAT_TYPERS][VEIL_SIGN_PK_BYTES];
     size_t ntypers;
-    char prompt[2 * VEIL_NAME_MAX_BYTES + 128];
+    char prompt[3 * 2 * (VEIL_NAME_MAX_BYTES + 32) + 64]; /* two names through veil_cli_safe */
+    char shown[3 * VEIL_TEXT_MAX_BYTES + 1];               /* the line as redrawn (veil_cli_safe) */
 } chat;
 
 static chat *g_chat;
 
+/*
+ * The terminal modes for the signal handlers: only tcsetattr(), sigaction(),
+ * sigprocmask() and raise() there, all async-signal-safe.
+ */
+static struct termios g_tio_saved, g_tio_raw;
+static volatile sig_atomic_t g_tio_is_raw;
+static struct sigaction g_old_tstp, g_old_quit;
+
 /* ---- terminal ---- */
+
+/*
+ * Ctrl-Z and Ctrl-\ (ISIG stays on in our mode): the shell must get the
+ * terminal back as it was, not without echo. SIGTSTP: the saved modes, stop,
+ * and on SIGCONT our mode again (the line is redrawn with the next output or
+ * keystroke). SIGQUIT: the saved modes, then the default action.
+ */
+static void on_term_signal(int sig)
+{
+    int saved_errno = errno;
+    struct sigaction dfl, ours;
+    sigset_t set;
+
+    if (g_tio_is_raw) {
+        (void)tcsetattr(0, TCSAFLUSH, &g_tio_saved);
+    }
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    (void)sigaction(sig, &dfl, &ours);
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    (void)sigprocmask(SIG_UNBLOCK, &set, NULL);
+    (void)raise(sig);
+    /* Continued after a stop (SIGQUIT does not come back). */
+    (void)sigaction(sig, &ours, NULL);
+    if (g_tio_is_raw) {
+        (void)tcsetattr(0, TCSAFLUSH, &g_tio_raw);
+    }
+    errno = saved_errno;
+}
+
+static void term_signals(bool on)
+{
+    struct sigaction sa;
+
+    if (on) {
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_term_signal;
+        sigemptyset(&sa.sa_mask);
+        (void)sigaction(SIGTSTP, &sa, &g_old_tstp);
+        (void)sigaction(SIGQUIT, &sa, &g_old_quit);
+    } else {
+        (void)sigaction(SIGTSTP, &g_old_tstp, NULL);
+        (void)sigaction(SIGQUIT, &g_old_quit, NULL);
+    }
+}
 
 static void term_restore(void)
 {
     if (g_chat != NULL && g_chat->raw) {
+        g_tio_is_raw = 0;
         (void)tcsetattr(0, TCSAFLUSH, &g_chat->saved);
         g_chat->raw = false;
+        term_signals(false);
     }
 }
 
@@ -61,8 +121,10 @@ static void redraw(void)
     }
     fputs("\r\033[K", stdout);
     fputs(c->prompt, stdout);
-    fwrite(c->line, 1, c->len, stdout);
+    /* Our own typing, but maybe pasted: shown through veil_cli_safe like everything else. */
+    fwrite(c->shown, 1, veil_cli_safe(c->shown, sizeof c->shown, c->line, c->len), stdout);
     fflush(stdout);
+    sodium_memzero(c->shown, sizeof c->shown);
 }
 
 static void clear_line(void)
@@ -75,11 +137,14 @@ static void clear_line(void)
 
 static void set_prompt(veil_cli_app *a, chat *c)
 {
-    char name[VEIL_NAME_MAX_BYTES + 32], who[VEIL_NAME_MAX_BYTES + 32];
+    char raw[VEIL_NAME_MAX_BYTES + 32], name[3 * sizeof raw + 1], who[3 * sizeof raw + 1];
 
-    veil_cli_room_name(a, c->room, name, sizeof name);
+    /* The prompt is written as it is by redraw(): the names (the peers' choice) made safe here. */
+    veil_cli_room_name(a, c->room, raw, sizeof raw);
+    veil_cli_safe(name, sizeof name, raw, strlen(raw));
     if (c->ntypers == 1) {
-        veil_cli_party_name(a, c->room, c->typers[0], who, sizeof who);
+        veil_cli_party_name(a, c->room, c->typers[0], raw, sizeof raw);
+        veil_cli_safe(who, sizeof who, raw, strlen(raw));
         snprintf(c->prompt, sizeof c->prompt, "%s (%s is typing)> ", name, who);
     } else if (c->ntypers > 1) {
         snprintf(c->prompt, sizeof c->prompt, "%s (%zu are typing)> ", name, c->ntypers);
@@ -105,10 +170,7 @@ static void say(veil_cli_app *a, const char *type, const char *fmt, ...)
         veil_cli_json_emit(o);
         return;
     }
-    clear_line();
-    printf("* %s\n", msg);
-    fflush(stdout);
-    redraw();
+    veil_cli_line("* %s", msg); /* around the input line when it is ours (veil_cli_out_before/after) */
 }
 
 /* ---- typing state of the others ---- */
@@ -415,9 +477,7 @@ static void command(veil_cli_app *a, chat *c, char *line)
                 m->flags |= VEIL_CLI_MSG_EDITED;
                 ok(a, "edit", m);
                 if (!a->o.json) {
-                    clear_line();
-                    printf("* you edited #%u: %s\n", m->num, m->text);
-                    redraw();
+                    veil_cli_line("* you edited #%u: %s", m->num, m->text);
                 }
                 veil_cli_after(a);
             }
@@ -697,8 +757,8 @@ int veil_cli_cmd_chat(veil_cli_app *a, int argc, char **argv)
     set_prompt(a, &c);
     veil_cli_room_name(a, c.room, name, sizeof name);
     if (!a->o.json) {
-        printf("* %s: %s room, %u member%s. /help lists the commands; /quit or Ctrl-D leaves.\n", name,
-               ri.kind == VEIL_ROOM_DIRECT ? "direct" : "group", ri.members, ri.members == 1 ? "" : "s");
+        veil_cli_line("* %s: %s room, %u member%s. /help lists the commands; /quit or Ctrl-D leaves.", name,
+                      ri.kind == VEIL_ROOM_DIRECT ? "direct" : "group", ri.members, ri.members == 1 ? "" : "s");
     }
     if (a->o.json) {
         cJSON *o = cJSON_CreateObject();
@@ -715,7 +775,14 @@ int veil_cli_cmd_chat(veil_cli_app *a, int argc, char **argv)
         t.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
         t.c_cc[VMIN] = 1;
         t.c_cc[VTIME] = 0;
-        if (tcsetattr(0, TCSAFLUSH, &t) == 0) {
+        g_tio_saved = c.saved;
+        g_tio_raw = t;
+        term_signals(true);
+        g_tio_is_raw = 1;
+        if (tcsetattr(0, TCSAFLUSH, &t) != 0) {
+            g_tio_is_raw = 0;
+            term_signals(false);
+        } else {
             c.raw = true;
             atexit(term_restore);
             veil_cli_out_before = clear_line;
@@ -735,5 +802,6 @@ int veil_cli_cmd_chat(veil_cli_app *a, int argc, char **argv)
         rc = VEIL_CLI_EIO;
     }
     g_chat = NULL;
+    sodium_memzero(&c, sizeof c); /* a line being typed when the chat ended */
     return rc;
 }

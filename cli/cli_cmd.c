@@ -109,8 +109,8 @@ static void print_identity(veil_cli_app *a)
     }
     printf("fingerprint:  %.5s %.5s %.5s %.5s %.5s %.5s\n", fp, fp + 5, fp + 10, fp + 15, fp + 20, fp + 25);
     printf("contact code: %s\n", code);
-    printf("relay:        %s\n", a->relay_url);
-    printf("data:         %s\n", a->o.dir);
+    veil_cli_line("relay:        %s", a->relay_url); /* the relay may come from the stored log */
+    veil_cli_line("data:         %s", a->o.dir);
 }
 
 /* ---- init, whoami, invite ---- */
@@ -175,8 +175,11 @@ int veil_cli_cmd_invite(veil_cli_app *a, int argc, char **argv)
         /* `veil invite ROOM CONTACT...`: the group invitation. */
         char *args[64];
         int i, n = 0;
+        if (argc > 63) {
+            return veil_cli_fail(a, VEIL_CLI_EUSAGE, "too many arguments"); /* not some contacts left out */
+        }
         args[n++] = "group";
-        for (i = 0; i < argc && n < 63; i++) {
+        for (i = 0; i < argc; i++) {
             args[n++] = argv[i];
         }
         return veil_cli_cmd_group(a, n, args);
@@ -311,8 +314,8 @@ static int safety_line(veil_cli_app *a, uint32_t contact)
         veil_cli_json_emit(o);
         return 0;
     }
-    printf("Safety number with %s (%s):\n", ci.name[0] ? ci.name : "this contact",
-           (ci.flags & VEIL_CONTACT_VERIFIED) ? "verified" : "not verified");
+    veil_cli_line("Safety number with %s (%s):", ci.name[0] ? ci.name : "this contact",
+                  (ci.flags & VEIL_CONTACT_VERIFIED) ? "verified" : "not verified");
     for (i = 0; i < 3; i++) {
         const char *p = sn + 20 * i;
         printf("    %.5s %.5s %.5s %.5s\n", p, p + 5, p + 10, p + 15);
@@ -362,7 +365,7 @@ int veil_cli_cmd_verify(veil_cli_app *a, int argc, char **argv)
             cJSON_AddBoolToObject(o, "verified", (ci.flags & VEIL_CONTACT_VERIFIED) != 0);
             veil_cli_json_emit(o);
         } else {
-            printf("%s is now marked %s.\n", ci.name, mark ? "verified" : "not verified");
+            veil_cli_line("%s is now marked %s.", ci.name, mark ? "verified" : "not verified");
         }
     }
     return 0;
@@ -643,12 +646,14 @@ int veil_cli_cmd_send(veil_cli_app *a, int argc, char **argv)
     }
     if (argc == 3 && strcmp(argv[2], "-") == 0) {
         if ((rc = read_stdin_text(a, text, sizeof text, &len)) != 0) {
+            sodium_memzero(text, sizeof text); /* what was read before the error */
             return rc;
         }
     } else {
         for (i = 2; i < argc; i++) {
             size_t l = strlen(argv[i]);
             if (len + l + 1 > VEIL_TEXT_MAX_BYTES) {
+                sodium_memzero(text, sizeof text);
                 return veil_cli_fail(a, VEIL_CLI_EUSAGE, "the message is longer than %u octets", VEIL_TEXT_MAX_BYTES);
             }
             if (i > 2) {
@@ -660,6 +665,7 @@ int veil_cli_cmd_send(veil_cli_app *a, int argc, char **argv)
     }
     text[len] = '\0';
     if (a->o.reply != NULL && (rc = veil_cli_find_msg(a, room, a->o.reply, &reply)) != 0) {
+        sodium_memzero(text, sizeof text);
         return rc;
     }
     rc = veil_cli_do_send(a, room, text, len, reply, &m);
@@ -704,7 +710,7 @@ int veil_cli_cmd_send(veil_cli_app *a, int argc, char **argv)
         } else {
             char name[VEIL_NAME_MAX_BYTES + 32];
             veil_cli_room_name(a, room, name, sizeof name);
-            printf("sent #%u to %s\n", m->num, name);
+            veil_cli_line("sent #%u to %s", m->num, name);
         }
     } else if (!s.failed && (rc == VEIL_CLI_EUNREACH || rc == VEIL_CLI_ETIMEOUT)) {
         veil_cli_warn(a, "the message is saved and goes out with the next command that reaches the relay");

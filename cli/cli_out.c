@@ -7,13 +7,175 @@
 #include "cli.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
+#include <sodium.h>
 
 void (*veil_cli_out_before)(void);
 void (*veil_cli_out_after)(void);
+
+/* ---- hostile text ---- */
+
+/*
+ * Decodes one UTF-8 character of p[0..n) (n > 0): its length, and *cp; 0
+ * when p does not start with a valid sequence (overlong, surrogate, beyond
+ * U+10FFFF, truncated).
+ */
+static size_t utf8_char(const unsigned char *p, size_t n, uint32_t *cp)
+{
+    uint32_t c;
+    size_t len, i;
+
+    if (p[0] < 0x80) {
+        *cp = p[0];
+        return 1;
+    }
+    if (p[0] >= 0xC2 && p[0] <= 0xDF) {
+        len = 2;
+        c = p[0] & 0x1FU;
+    } else if (p[0] >= 0xE0 && p[0] <= 0xEF) {
+        len = 3;
+        c = p[0] & 0x0FU;
+    } else if (p[0] >= 0xF0 && p[0] <= 0xF4) {
+        len = 4;
+        c = p[0] & 0x07U;
+    } else {
+        return 0;
+    }
+    if (n < len) {
+        return 0;
+    }
+    for (i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80) {
+            return 0;
+        }
+        c = (c << 6) | (p[i] & 0x3FU);
+    }
+    if ((len == 3 && c < 0x800) || (len == 4 && c < 0x10000) || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
+        return 0;
+    }
+    *cp = c;
+    return len;
+}
+
+/*
+ * Characters a terminal acts on rather than shows, besides C0 and DEL: the
+ * C1 controls (U+009B is CSI on terminals that take 8-bit controls) and the
+ * bidirectional overrides and isolates, which reorder what follows them on
+ * the line ("Trojan Source"): a peer could make its text read as ours.
+ */
+static bool invisible_control(uint32_t c)
+{
+    return (c >= 0x80 && c <= 0x9F) || c == 0x061C || c == 0x200E || c == 0x200F || (c >= 0x202A && c <= 0x202E) ||
+           (c >= 0x2066 && c <= 0x2069);
+}
+
+size_t veil_cli_safe(char *out, size_t cap, const char *in, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)in;
+    size_t i = 0, o = 0;
+
+    if (cap == 0) {
+        return 0;
+    }
+    while (i < len) {
+        unsigned char rep[4];
+        size_t rl, step;
+        uint32_t c = 0;
+
+        step = utf8_char(p + i, len - i, &c);
+        if (step == 0) { /* not UTF-8: U+FFFD */
+            step = 1;
+            rep[0] = 0xEF, rep[1] = 0xBF, rep[2] = 0xBD, rl = 3;
+        } else if (c == '\t') {
+            rep[0] = ' ', rl = 1;
+        } else if (c < 0x20) { /* its Control Picture, U+2400 + c: ESC shows as a harmless symbol */
+            rep[0] = 0xE2, rep[1] = 0x90, rep[2] = (unsigned char)(0x80 + c), rl = 3;
+        } else if (c == 0x7F) { /* U+2421 */
+            rep[0] = 0xE2, rep[1] = 0x90, rep[2] = 0xA1, rl = 3;
+        } else if (invisible_control(c)) {
+            rep[0] = 0xEF, rep[1] = 0xBF, rep[2] = 0xBD, rl = 3;
+        } else {
+            memcpy(rep, p + i, step);
+            rl = step;
+        }
+        if (rl >= cap - o) {
+            break; /* whole characters only */
+        }
+        memcpy(out + o, rep, rl);
+        o += rl;
+        i += step;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+/* Writes s (n octets, already formatted) as one line, made safe for a terminal; the copies are wiped. */
+static void put_safe_line(FILE *f, const char *s, size_t n)
+{
+    size_t cap = 3 * n + 1; /* n <= a formatted line, far below SIZE_MAX / 3 */
+    char *safe = malloc(cap);
+    size_t m;
+
+    if (safe == NULL) {
+        fputs("veil: out of memory printing a line\n", stderr);
+        return;
+    }
+    m = veil_cli_safe(safe, cap, s, n);
+    fwrite(safe, 1, m, f);
+    fputc('\n', f);
+    fflush(f);
+    sodium_memzero(safe, cap);
+    free(safe);
+}
+
+void veil_cli_vline(FILE *f, const char *prefix, const char *fmt, va_list ap)
+{
+    char small[512], *buf = small;
+    size_t plen = strlen(prefix), cap = sizeof small;
+    va_list ap2;
+    int n;
+
+    va_copy(ap2, ap);
+    n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0) {
+        return;
+    }
+    if ((size_t)n + plen + 1 > cap) {
+        cap = (size_t)n + plen + 1;
+        buf = malloc(cap);
+        if (buf == NULL) {
+            fputs("veil: out of memory printing a line\n", stderr);
+            return;
+        }
+    }
+    memcpy(buf, prefix, plen);
+    (void)vsnprintf(buf + plen, cap - plen, fmt, ap);
+    if (veil_cli_out_before != NULL) {
+        veil_cli_out_before();
+    }
+    put_safe_line(f, buf, plen + (size_t)n);
+    if (veil_cli_out_after != NULL) {
+        veil_cli_out_after();
+    }
+    sodium_memzero(buf, cap);
+    if (buf != small) {
+        free(buf);
+    }
+}
+
+void veil_cli_line(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    veil_cli_vline(stdout, "", fmt, ap);
+    va_end(ap);
+}
 
 void veil_cli_hex(char *out, const uint8_t *p, size_t n)
 {
@@ -38,47 +200,82 @@ void veil_cli_json_hex(cJSON *o, const char *key, const uint8_t *p, size_t n)
     cJSON_AddStringToObject(o, key, hex);
 }
 
+/*
+ * cJSON escapes C0, '"' and '\\' but passes every other octet through: a
+ * string that is not UTF-8 would make the line invalid JSON, and C1 or bidi
+ * controls would reach a terminal the output is shown on. Outside strings
+ * cJSON's output is ASCII, so every octet >= 0x7F is inside a string, where
+ * a \\u escape means the same character. Returns a malloc'd copy or NULL.
+ */
+static char *json_safe(const char *s, size_t *out_len)
+{
+    size_t n = strlen(s), i = 0, o = 0, cap = 6 * n + 1;
+    char *out = malloc(cap);
+
+    if (out == NULL) {
+        return NULL;
+    }
+    while (i < n) {
+        uint32_t c = 0;
+        size_t step = utf8_char((const unsigned char *)s + i, n - i, &c);
+        if (step == 0 || c == 0x7F || invisible_control(c)) {
+            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", step == 0 ? 0xFFFDU : (unsigned)c);
+            i += step == 0 ? 1 : step;
+        } else {
+            memcpy(out + o, s + i, step);
+            o += step;
+            i += step;
+        }
+    }
+    out[o] = '\0';
+    *out_len = o;
+    return out;
+}
+
+/* The tree holds message texts: wiped before it is freed. */
+static void json_wipe(cJSON *o)
+{
+    for (; o != NULL; o = o->next) {
+        if (o->valuestring != NULL) {
+            sodium_memzero(o->valuestring, strlen(o->valuestring));
+        }
+        json_wipe(o->child);
+    }
+}
+
 void veil_cli_json_emit(cJSON *o)
 {
-    char *s;
+    char *s, *safe;
+    size_t n = 0;
 
     if (o == NULL) {
         return;
     }
     s = cJSON_PrintUnformatted(o);
     if (s != NULL) {
-        if (veil_cli_out_before != NULL) {
-            veil_cli_out_before();
+        safe = json_safe(s, &n);
+        if (safe != NULL) {
+            if (veil_cli_out_before != NULL) {
+                veil_cli_out_before();
+            }
+            fwrite(safe, 1, n, stdout);
+            fputc('\n', stdout);
+            fflush(stdout);
+            if (veil_cli_out_after != NULL) {
+                veil_cli_out_after();
+            }
+            sodium_memzero(safe, n);
+            free(safe);
         }
-        fputs(s, stdout);
-        fputc('\n', stdout);
-        fflush(stdout);
-        if (veil_cli_out_after != NULL) {
-            veil_cli_out_after();
-        }
+        sodium_memzero(s, strlen(s));
         cJSON_free(s);
     }
+    json_wipe(o);
     cJSON_Delete(o);
 }
 
-/* One human line on stdout, around the chat's input line. */
-static void line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void line(const char *fmt, ...)
-{
-    va_list ap;
-
-    if (veil_cli_out_before != NULL) {
-        veil_cli_out_before();
-    }
-    va_start(ap, fmt);
-    vfprintf(stdout, fmt, ap);
-    va_end(ap);
-    fputc('\n', stdout);
-    fflush(stdout);
-    if (veil_cli_out_after != NULL) {
-        veil_cli_out_after();
-    }
-}
+/* One human line on stdout, around the chat's input line; made safe for the terminal (veil_cli_safe). */
+#define line veil_cli_line
 
 const char *veil_cli_alert_str(int32_t code)
 {
@@ -399,14 +596,22 @@ void veil_cli_print_msg(veil_cli_app *a, const veil_cli_msg *m, bool backlog)
         quote_of(a, m, q, sizeof q);
         snprintf(quote, sizeof quote, " (%s)", q);
     }
-    for (i = 0; i < m->nreacts && rn < sizeof reacts - 80; i++) {
+    for (i = 0; i < m->nreacts; i++) {
         char rw[VEIL_NAME_MAX_BYTES + 32];
+        int w;
         veil_cli_party_name(a, m->room, m->reacts[i].author, rw, sizeof rw);
-        rn += (size_t)snprintf(reacts + rn, sizeof reacts - rn, "%s%s %s", i == 0 ? "  [" : ", ", m->reacts[i].emoji,
-                               rw);
+        /* Names and emoji are the peers' (up to ~100 octets a reaction): keep room for " ...]". */
+        w = snprintf(reacts + rn, sizeof reacts - rn - 6, "%s%s %s", i == 0 ? "  [" : ", ", m->reacts[i].emoji, rw);
+        if (w < 0 || (size_t)w >= sizeof reacts - rn - 6) {
+            reacts[rn] = '\0'; /* drop the partial entry */
+            memcpy(reacts + rn, rn > 0 ? " ..." : "  [...", rn > 0 ? 5 : 7);
+            rn += rn > 0 ? 4 : 6;
+            break;
+        }
+        rn += (size_t)w;
     }
     if (rn > 0) {
-        snprintf(reacts + rn, sizeof reacts - rn, "]");
+        memcpy(reacts + rn, "]", 2);
     }
     if (m->flags & VEIL_CLI_MSG_OWN) {
         if (m->flags & VEIL_CLI_MSG_FAILED) {

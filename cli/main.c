@@ -108,6 +108,16 @@ static const char *exit_name(int code)
     }
 }
 
+static void fail_line(const char *prefix, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail_line(const char *prefix, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    veil_cli_vline(stderr, prefix, fmt, ap);
+    va_end(ap);
+}
+
 int veil_cli_fail(veil_cli_app *a, int code, const char *fmt, ...)
 {
     char msg[1024];
@@ -116,14 +126,8 @@ int veil_cli_fail(veil_cli_app *a, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (veil_cli_out_before != NULL) {
-        veil_cli_out_before();
-    }
-    fprintf(stderr, "veil: %s\n", msg);
-    fflush(stderr);
-    if (veil_cli_out_after != NULL) {
-        veil_cli_out_after();
-    }
+    /* Messages name contacts and rooms, which peers name: through veil_cli_safe like every human line. */
+    fail_line("veil: ", "%s", msg);
     if (a != NULL && a->o.json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "type", "error");
@@ -142,18 +146,9 @@ void veil_cli_warn(veil_cli_app *a, const char *fmt, ...)
     if (a != NULL && a->o.quiet) {
         return;
     }
-    if (veil_cli_out_before != NULL) {
-        veil_cli_out_before();
-    }
-    fputs("veil: warning: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    veil_cli_vline(stderr, "veil: warning: ", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    fflush(stderr);
-    if (veil_cli_out_after != NULL) {
-        veil_cli_out_after();
-    }
 }
 
 int veil_cli_exit_for(int rc)

@@ -664,6 +664,102 @@ static void test_human_chat_on_a_terminal(void **state)
     ch_relay_stop(&r);
 }
 
+/*
+ * A hostile peer: its display name and its message carry terminal escapes (CSI, an OSC that would retitle
+ * the window, an 8-bit CSI U+009B, a bidi override). None of it may reach the terminal raw in human output,
+ * while --json keeps the text exactly (as \u escapes). Its reactions, with a 64-octet name and emoji of
+ * chosen lengths, once made the reaction list of the human line overrun its stack buffer (ASan aborted).
+ */
+#define EVIL_NAME "bob\x1b[31m\x1b]0;pwned\x07xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+#define EVIL_TEXT "hi \x1b[2J\x1b]0;pwned\x07 \xc2\x9b" "31m \xe2\x80\xae" "desrever"
+
+static void assert_no_raw_escapes(const char *out)
+{
+    assert_null(strstr(out, "\x1b[31m"));
+    assert_null(strstr(out, "\x1b[2J"));
+    assert_null(strstr(out, "\x1b]0;"));
+    assert_null(strstr(out, "\x07"));
+    assert_null(strstr(out, "\xc2\x9b"));
+    assert_null(strstr(out, "\xe2\x80\xae"));
+}
+
+static void test_hostile_peer_text(void **state)
+{
+    static const char *const emoji[] = {"aaaaaaaaaaaaaaaaa1", "aaaaaaaaaaaaaaaaa2", "aaaaaaaaaaaaaaaaa3",
+                                        "aaaaaaaaaaaaaaaaa4", "aaaaaaaaaaaaaaaaa5",
+                                        "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"};
+    ch_relay r;
+    ch_user alice, bob;
+    ch_proc *p, *b;
+    ch_opts tty = {.pty = true};
+    cJSON *o;
+    char ik[80], cmd[80], room[16];
+    size_t i;
+
+    (void)state;
+    assert_int_equal(strlen(EVIL_NAME), 64);
+    ch_relay_start(&r);
+    init_user(&r, &alice, "alice");
+    ch_user_init(&bob, "bob");
+    p = CH_OK(&r, &bob, "init", "--name", EVIL_NAME, "--json");
+    CH_EXPECT(p, "type", "identity");
+    ch_free(p);
+    /* By key, without a name of alice's: bob's own name is what she sees of him. */
+    p = CH_OK(&r, &bob, "whoami", "--json", "--offline");
+    snprintf(ik, sizeof ik, "%s", ch_str(CH_EXPECT(p, "type", "identity"), "ik"));
+    ch_free(p);
+    p = CH_OK(&r, &alice, "add", ik, "--json");
+    snprintf(room, sizeof room, "%d", (int)ch_num(CH_EXPECT(p, "type", "room", "kind", "direct"), "room"));
+    ch_free(p);
+    send_ok(&r, &alice, room, "hello bob");
+    p = CH_OK(&r, &bob, "history", "@alice", "--json");
+    CH_EXPECT(p, "type", "message", "text", "hello bob");
+    ch_free(p);
+    send_ok(&r, &bob, "@alice", EVIL_TEXT);
+
+    /* Six reactions to alice's message: 5 x 86 octets, then one that no longer fits. */
+    b = chat(&r, &bob, "@alice");
+    for (i = 0; i < sizeof emoji / sizeof emoji[0]; i++) {
+        snprintf(cmd, sizeof cmd, "/react #1 %s", emoji[i]);
+        ch_line(b, cmd);
+        CH_EXPECT(b, "type", "ok", "command", "react");
+    }
+    chat_quit(b);
+
+    /* Human output: no escape of the peer's reaches the terminal; the reactions line is cut, not overrun. */
+    p = CH_OK(&r, &alice, "history", room);
+    ch_expect_text(p, 0, "hi \xe2\x90\x9b[2J"); /* ESC shown as U+241B */
+    ch_expect_text(p, 0, "aaaaaaaaaaaaaaaaa5");
+    ch_expect_text(p, 0, " ...]");
+    assert_no_raw_escapes(ch_stdout(p));
+    assert_no_raw_escapes(ch_stderr(p));
+    ch_free(p);
+    p = CH_OK(&r, &alice, "contacts");
+    ch_expect_text(p, 0, "bob\xe2\x90\x9b[31m");
+    assert_no_raw_escapes(ch_stdout(p));
+    ch_free(p);
+
+    /* --json: the same text, exact, escaped. */
+    p = CH_OK(&r, &alice, "history", room, "--json");
+    o = CH_EXPECT(p, "type", "message", "text", EVIL_TEXT, "from", EVIL_NAME);
+    assert_non_null(o);
+    assert_non_null(strstr(ch_stdout(p), "\\u001b[2J"));
+    assert_non_null(strstr(ch_stdout(p), "\\u009b"));
+    assert_non_null(strstr(ch_stdout(p), "\\u202e"));
+    assert_no_raw_escapes(ch_stdout(p));
+    ch_free(p);
+
+    /* The chat on a terminal: the prompt (the room's name) and the backlog are shown safely too. */
+    p = ch_start(&r, &alice, &tty, (const char *const[]){"chat", room, NULL});
+    ch_expect_text(p, CH_WAIT_MS, "connected to");
+    ch_expect_text(p, CH_WAIT_MS, "desrever");
+    ch_write(p, "\x04");
+    assert_int_equal(ch_wait(p, CH_WAIT_MS), 0);
+    assert_no_raw_escapes(ch_stdout(p));
+    ch_free(p);
+    ch_relay_stop(&r);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -672,7 +768,7 @@ int main(int argc, char **argv)
         CH_TEST(test_offline_catch_up),       CH_TEST(test_relay_restart),
         CH_TEST(test_restart_from_sealed_state), CH_TEST(test_wrong_passphrase),
         CH_TEST(test_relay_unreachable),      CH_TEST(test_passphrase_prompt),
-        CH_TEST(test_human_chat_on_a_terminal),
+        CH_TEST(test_human_chat_on_a_terminal), CH_TEST(test_hostile_peer_text),
     };
 
     ch_init(argc, argv);
