@@ -60,7 +60,7 @@ struct veil_cli_net {
 };
 
 static volatile sig_atomic_t g_signal;
-static struct lws_context *g_ctx_for_signal;
+static struct lws_context *volatile g_ctx_for_signal;
 
 /* ---- URL ---- */
 
@@ -359,7 +359,8 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
             n->cur = NULL;
             txq_clear(n);
             if (reason == LWS_CALLBACK_CLIENT_CONNECTION_ERROR) {
-                snprintf(why, sizeof why, "cannot connect to %s: %s", a->relay_url,
+                snprintf(why, sizeof why, "cannot connect to %s: %.*s", a->relay_url,
+                         in != NULL && len > 0 ? (int)(len < 200 ? len : 200) : 17,
                          in != NULL && len > 0 ? (const char *)in : "connection failed");
             } else if (c->close_status != 0) {
                 snprintf(why, sizeof why, "%s (status %d)", close_text(c->close_status), c->close_status);
@@ -479,12 +480,22 @@ void veil_cli_net_rearm(veil_cli_app *a)
 
 /* ---- lifecycle ---- */
 
+/*
+ * lws_cancel_service() is a write() to the loop's event pipe (lws 4.1; its
+ * debug log line is filtered out before any formatting, and this process
+ * never enables LLL_DEBUG): the one call here besides the flag. errno is
+ * the interrupted code's.
+ */
 static void on_signal(int sig)
 {
+    int saved_errno = errno;
+    struct lws_context *ctx = g_ctx_for_signal;
+
     g_signal = sig;
-    if (g_ctx_for_signal != NULL) {
-        lws_cancel_service(g_ctx_for_signal);
+    if (ctx != NULL) {
+        lws_cancel_service(ctx);
     }
+    errno = saved_errno;
 }
 
 int veil_cli_net_init(veil_cli_app *a, bool with_stdin)

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -75,15 +76,18 @@ static int write_atomic(veil_cli_app *a, const char *name, const uint8_t *p, siz
     char path[VEIL_CLI_PATH_MAX + 16], tmp[VEIL_CLI_PATH_MAX + 16];
     int fd, dfd, saved;
 
-    if (path_of(a, name, path, sizeof path) != 0 || snprintf(tmp, sizeof tmp, "%s/.%s.tmp", a->o.dir, name) < 0) {
+    int tl = snprintf(tmp, sizeof tmp, "%s/.%s.tmp", a->o.dir, name);
+
+    if (path_of(a, name, path, sizeof path) != 0 || tl < 0 || (size_t)tl >= sizeof tmp) {
         errno = ENAMETOOLONG;
         return -1;
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* Not through a link planted under the temporary name; 0600 even if a stale file of ours had other modes. */
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         return -1;
     }
-    if (write_all(fd, p, n) != 0 || fsync(fd) != 0) {
+    if (fchmod(fd, 0600) != 0 || write_all(fd, p, n) != 0 || fsync(fd) != 0) {
         saved = errno;
         close(fd);
         unlink(tmp);
@@ -129,11 +133,15 @@ static int read_file(const veil_cli_app *a, const char *name, uint8_t **out, siz
     if (fd < 0) {
         return errno == ENOENT ? 1 : -1;
     }
-    if (fstat(fd, &st) != 0 || st.st_size < 0 || (uint64_t)st.st_size > MAX_FILE_BYTES) {
-        if (errno == 0) {
-            errno = EFBIG;
-        }
+    if (fstat(fd, &st) != 0) {
+        int saved = errno;
         close(fd);
+        errno = saved;
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size < 0 || (uint64_t)st.st_size > MAX_FILE_BYTES) {
+        close(fd);
+        errno = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
         return -1;
     }
     p = malloc((size_t)st.st_size + 1);
@@ -192,6 +200,10 @@ int veil_cli_store_lock(veil_cli_app *a, bool create)
         }
     } else if (!S_ISDIR(st.st_mode)) {
         return veil_cli_fail(a, VEIL_CLI_EIO, "%s is not a directory", a->o.dir);
+    } else if ((st.st_mode & 077) != 0) {
+        /* The files are 0600 and sealed, but others may list, replace or remove them. */
+        veil_cli_warn(a, "%s is accessible to other users (mode %03o): chmod 700 it", a->o.dir,
+                      (unsigned)(st.st_mode & 0777));
     }
     if (path_of(a, LOCK_FILE, path, sizeof path) != 0) {
         return veil_cli_fail(a, VEIL_CLI_EUSAGE, "data directory path too long");
@@ -216,7 +228,15 @@ int veil_cli_store_lock(veil_cli_app *a, bool create)
 
 /* ---- passphrase ---- */
 
-/* Reads up to a newline or EOF (the newline and a CR before it are dropped). -1 on error. */
+/* A signal that arrived while the terminal was asked for the passphrase (echo off), 0 if none. */
+static volatile sig_atomic_t g_prompt_signal;
+
+static void on_prompt_signal(int sig)
+{
+    g_prompt_signal = sig;
+}
+
+/* Reads up to a newline or EOF (the newline and a CR before it are dropped). -1 on error, -3 on a prompt signal. */
 static int read_line_fd(int fd, char *buf, size_t cap, size_t *len)
 {
     size_t n = 0;
@@ -225,6 +245,10 @@ static int read_line_fd(int fd, char *buf, size_t cap, size_t *len)
         char c;
         ssize_t r = read(fd, &c, 1);
         if (r < 0 && errno == EINTR) {
+            if (g_prompt_signal != 0) {
+                sodium_memzero(buf, n);
+                return -3;
+            }
             continue;
         }
         if (r < 0) {
@@ -234,6 +258,7 @@ static int read_line_fd(int fd, char *buf, size_t cap, size_t *len)
             break;
         }
         if (n + 1 >= cap) {
+            sodium_memzero(buf, n);
             return -2;
         }
         buf[n++] = c;
@@ -248,8 +273,11 @@ static int read_line_fd(int fd, char *buf, size_t cap, size_t *len)
 
 static int prompt_tty(veil_cli_app *a, const char *prompt, char *buf, size_t cap, size_t *len)
 {
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP};
+    struct sigaction sa, old_sa[sizeof sigs / sizeof sigs[0]];
     struct termios old, quiet;
-    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC), rc, echo_off;
+    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC), rc, echo_off, sig;
+    size_t i;
 
     if (fd < 0) {
         return veil_cli_fail(a, VEIL_CLI_EUSAGE,
@@ -259,6 +287,17 @@ static int prompt_tty(veil_cli_app *a, const char *prompt, char *buf, size_t cap
     if (write_all(fd, (const uint8_t *)prompt, strlen(prompt)) != 0) {
         close(fd);
         return veil_cli_fail(a, VEIL_CLI_EIO, "cannot write to the terminal");
+    }
+    /*
+     * Ctrl-C (or Ctrl-Z, a hangup) while echo is off must not leave the terminal without echo: the signal
+     * interrupts the read (no SA_RESTART), the modes are restored, then it takes its usual course.
+     */
+    g_prompt_signal = 0;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_prompt_signal;
+    sigemptyset(&sa.sa_mask);
+    for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        (void)sigaction(sigs[i], &sa, &old_sa[i]);
     }
     echo_off = tcgetattr(fd, &old) == 0;
     if (echo_off) {
@@ -272,6 +311,20 @@ static int prompt_tty(veil_cli_app *a, const char *prompt, char *buf, size_t cap
     }
     (void)write_all(fd, (const uint8_t *)"\n", 1);
     close(fd);
+    for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        (void)sigaction(sigs[i], &old_sa[i], NULL);
+    }
+    sig = g_prompt_signal;
+    g_prompt_signal = 0;
+    if (sig != 0) {
+        (void)raise(sig); /* its own action now (SIGINT: the end of the process) */
+        if (rc == 0) {
+            return veil_cli_fail(a, VEIL_CLI_EINTR, "interrupted");
+        }
+    }
+    if (rc == -3) {
+        return veil_cli_fail(a, VEIL_CLI_EINTR, "interrupted");
+    }
     if (rc == -2) {
         return veil_cli_fail(a, VEIL_CLI_EUSAGE, "passphrase longer than %u octets", VEIL_CLI_PASS_MAX - 1);
     }
