@@ -76,7 +76,8 @@
 
 /** The contact code prefix: "veil:" then base64url of the code (SPEC.md 13.2). */
 #define VEIL_CONTACT_CODE_PREFIX "veil:"
-#define VEIL_CONTACT_CODE_MAX 128U
+/** Longest contact code, characters without the NUL: "veil:" and base64url of 2 + 32 + 64 octets (SPEC.md 13.2). */
+#define VEIL_CONTACT_CODE_MAX 136U
 
 typedef struct veil_engine veil_engine;
 

@@ -836,6 +836,31 @@ static void test_late_accept(void **state)
     fr_free(R);
 }
 
+/* A contact code carries a name of the longest length (64 octets) and still fits VEIL_CONTACT_CODE_MAX. */
+static void test_contact_code_bounds(void **state)
+{
+    fr_relay *R = fr_new(2, 17);
+    char name[VEIL_NAME_MAX_BYTES + 1], code[VEIL_CONTACT_CODE_MAX + 1], bad[VEIL_CONTACT_CODE_MAX + 8];
+    uint32_t id = 0;
+    veil_contact_info ci;
+
+    (void)state;
+    memset(name, 'n', VEIL_NAME_MAX_BYTES);
+    name[VEIL_NAME_MAX_BYTES] = '\0';
+    assert_int_equal(veil_engine_set_name(R->c[B].e, R->now, name, VEIL_NAME_MAX_BYTES), 0);
+    assert_int_equal(veil_engine_contact_code(R->c[B].e, code, sizeof code), 0);
+    assert_int_equal(strlen(code), VEIL_CONTACT_CODE_MAX);
+    assert_int_equal(veil_engine_contact_code(R->c[B].e, code, sizeof code - 1), VEIL_ENOSPC);
+    assert_int_equal(veil_engine_contact_code(R->c[B].e, code, sizeof code), 0);
+    assert_int_equal(veil_engine_contact_add(R->c[A].e, R->now, code, &id), 0);
+    assert_int_equal(veil_engine_contact_get(R->c[A].e, id, &ci), 0);
+    assert_string_equal(ci.name, name);
+    /* One character more is not a code. */
+    snprintf(bad, sizeof bad, "%sA", code);
+    assert_int_equal(veil_engine_contact_add(R->c[A].e, R->now, bad, &id), VEIL_EINVAL);
+    fr_free(R);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -852,6 +877,7 @@ int main(void)
         cmocka_unit_test(test_reconnect_backoff),
         cmocka_unit_test(test_state_corruption),
         cmocka_unit_test(test_late_accept),
+        cmocka_unit_test(test_contact_code_bounds),
     };
     if (sodium_init() < 0) {
         return 1;
