@@ -72,14 +72,15 @@ static int cmp(const veil_cli_msg *a, const veil_cli_msg *b)
     return 0;
 }
 
-/* The index where m belongs (after every element that sorts before it). */
+/* The index where m belongs: after every element that sorts before it or equal to it, so that equal keys
+ * keep the order they came in (a log read back is the log that was written). */
 static size_t place(const veil_cli_log *l, const veil_cli_msg *m)
 {
     size_t lo = 0, hi = l->n;
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (cmp(l->msgs[mid], m) < 0) {
+        if (cmp(l->msgs[mid], m) <= 0) {
             lo = mid + 1;
         } else {
             hi = mid;
