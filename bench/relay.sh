@@ -28,7 +28,8 @@
 #    connections; server RSS per connection above a 100-connection baseline.
 # 3. scale (veil only): the most authenticated, joined connections one relay
 #    process holds, up to VEIL_BENCH_RELAY_MAXCONNS (default 50000; 0 skips),
-#    with the soft descriptor limit raised to the hard one; and publishes per
+#    with the soft descriptor limit raised to the hard one, and the relay's CPU
+#    while it holds them idle for 12 s (--idle 10: pings every 5 s); and publishes per
 #    second into one room of VEIL_BENCH_RELAY_ROOM (default 1000) members, 20
 #    of them publishing with 16 PUBLISHes in flight each (closed loop), the
 #    relay's rate limit lifted for that run.
@@ -158,11 +159,12 @@ for kind in veil sio ws; do
 done
 if [ "$maxconns" -gt 0 ]; then
   echo "# relay scale: connections of one process (descriptor limit: soft $(ulimit -n), hard $(ulimit -Hn); cap $maxconns)"
-  start_server veil --max-conns $((maxconns + 1000))
+  # --idle 10: a ping every 5 s, so that holding them for 12 s (max_conns_idle_cpu) includes pings and pongs.
+  start_server veil --max-conns $((maxconns + 1000)) --idle 10
   # Client processes of at most 15000 connections (and within the descriptor limit) each.
   per=$(( $(ulimit -n) - 200 ))
   [ "$per" -gt 15000 ] && per=15000
-  load veil maxconns "conns=$maxconns" "workers=$(( (maxconns + per - 1) / per ))" "batch=200" | tee -a "$tmp/figures"
+  load veil maxconns "conns=$maxconns" "workers=$(( (maxconns + per - 1) / per ))" "batch=200" "hold=12" | tee -a "$tmp/figures"
   stop_server
   grep -h 'level=\(warn\|error\)' "$tmp/relay.log" | sort | uniq -c | sort -rn | head -3 | sed 's/^/# relay log: /' || true
 fi

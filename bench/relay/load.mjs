@@ -41,7 +41,7 @@ import { blake2b } from '@noble/hashes/blake2b';
 const [kind, portArg, pidArg, mode, ...rest] = process.argv.slice(2);
 const opt = {
   rooms: 10, members: 20, size: 256, rate: 5, warmup: 3, seconds: 10, conns: 5000, warmconns: 100, batch: 100,
-  clk_tck: 100, workers: 4, worker: 0, first: 0, timeout: 10, roomsize: 1000, publishers: 10, window: 8,
+  clk_tck: 100, workers: 4, worker: 0, first: 0, timeout: 10, roomsize: 1000, publishers: 10, window: 8, hold: 0,
 };
 for (const kv of rest) {
   const [k, v] = kv.split('=');
@@ -366,14 +366,23 @@ async function maxconns() {
   }
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   await sleep(2000);
+  const rss = rssKiB();
+  let idleCpu = null;
+  if (opt.hold > 0) {
+    // The server's CPU while it only holds them (pings and pongs included if its idle time is short enough).
+    const c0 = cpuTicks();
+    const t1 = process.hrtime.bigint();
+    await sleep(opt.hold * 1000);
+    idleCpu = (100 * (cpuTicks() - c0)) / opt.clk_tck / (Number(process.hrtime.bigint() - t1) / 1e9);
+  }
   let held = 0;
   for (const c of workers) held += (await ask(c, 'count')).open;
-  const rss = rssKiB();
   const name = `relay.${kind}`;
   console.log(`${name}.max_conns ${held} connections`);
   console.log(`${name}.max_conns_rss ${(rss / 1024).toFixed(1)} MiB`);
   console.log(`${name}.max_conns_open_rate ${(opened / secs).toFixed(0)} 1/s`);
-  console.log(`# ${kind} max_conns: ${opened} opened (authenticated and joined) in ${secs.toFixed(1)} s, ${held} still open 2 s later; stopped: ${why}`);
+  if (idleCpu !== null) console.log(`${name}.max_conns_idle_cpu ${idleCpu.toFixed(1)} %`);
+  console.log(`# ${kind} max_conns: ${opened} opened (authenticated and joined) in ${secs.toFixed(1)} s, ${held} still open ${2 + opt.hold} s later; stopped: ${why}`);
   // The next run starts only once every client process has closed its connections and gone.
   for (const c of workers) c.send('close');
   await Promise.all(workers.map((c) => new Promise((resolve) => {
