@@ -271,26 +271,35 @@ int veil_cli_cmd_add(veil_cli_app *a, int argc, char **argv)
     return rc;
 }
 
-int veil_cli_cmd_contacts(veil_cli_app *a, int argc, char **argv)
+/* contacts, rooms: sync, then one line (or object) per item; `none` when there is nothing. */
+static int list_cmd(veil_cli_app *a, int argc, const char *usage,
+                    size_t (*list)(const veil_engine *, uint32_t *, size_t), void (*print)(veil_cli_app *, uint32_t),
+                    const char *none)
 {
-    uint32_t ids[VEIL_ENGINE_MAX_CONTACTS];
+    uint32_t ids[VEIL_ENGINE_MAX_CONTACTS > VEIL_ENGINE_MAX_ROOMS ? VEIL_ENGINE_MAX_CONTACTS : VEIL_ENGINE_MAX_ROOMS];
     size_t n, i;
     int rc;
 
-    (void)argv;
-    if ((rc = need_args(a, argc, 1, 1, "contacts")) != 0 || (rc = veil_cli_open(a)) != 0) {
+    if ((rc = need_args(a, argc, 1, 1, usage)) != 0 || (rc = veil_cli_open(a)) != 0) {
         return rc;
     }
     a->on_event = sync_events;
     rc = veil_cli_online(a);
-    n = veil_engine_contacts(a->e, ids, VEIL_ENGINE_MAX_CONTACTS);
+    n = list(a->e, ids, sizeof ids / sizeof ids[0]);
     for (i = 0; i < n; i++) {
-        veil_cli_print_contact(a, ids[i]);
+        print(a, ids[i]);
     }
     if (n == 0 && !a->o.json) {
-        printf("no contacts yet: `veil add CODE` with someone's code (`veil invite` prints yours)\n");
+        printf("%s\n", none);
     }
     return rc;
+}
+
+int veil_cli_cmd_contacts(veil_cli_app *a, int argc, char **argv)
+{
+    (void)argv;
+    return list_cmd(a, argc, "contacts", veil_engine_contacts, veil_cli_print_contact,
+                    "no contacts yet: `veil add CODE` with someone's code (`veil invite` prints yours)");
 }
 
 static int safety_line(veil_cli_app *a, uint32_t contact)
@@ -428,24 +437,9 @@ int veil_cli_cmd_name(veil_cli_app *a, int argc, char **argv)
 
 int veil_cli_cmd_rooms(veil_cli_app *a, int argc, char **argv)
 {
-    uint32_t ids[VEIL_ENGINE_MAX_ROOMS];
-    size_t n, i;
-    int rc;
-
     (void)argv;
-    if ((rc = need_args(a, argc, 1, 1, "rooms")) != 0 || (rc = veil_cli_open(a)) != 0) {
-        return rc;
-    }
-    a->on_event = sync_events;
-    rc = veil_cli_online(a);
-    n = veil_engine_rooms(a->e, ids, VEIL_ENGINE_MAX_ROOMS);
-    for (i = 0; i < n; i++) {
-        veil_cli_print_room(a, ids[i]);
-    }
-    if (n == 0 && !a->o.json) {
-        printf("no rooms yet: `veil add CODE` opens a direct room, `veil group create TITLE` a group\n");
-    }
-    return rc;
+    return list_cmd(a, argc, "rooms", veil_engine_rooms, veil_cli_print_room,
+                    "no rooms yet: `veil add CODE` opens a direct room, `veil group create TITLE` a group");
 }
 
 /* sync: everything new, printed as it comes. */
