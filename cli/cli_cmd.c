@@ -85,6 +85,13 @@ static void sync_events(veil_cli_app *a, const veil_event *ev)
     }
 }
 
+/* A one-shot command's online phase: syncs with the relay, printing what changed on the way. */
+static int online_sync(veil_cli_app *a)
+{
+    a->on_event = sync_events;
+    return veil_cli_online(a);
+}
+
 static void print_identity(veil_cli_app *a)
 {
     char fp[VEIL_FINGERPRINT_DIGITS + 1], code[VEIL_CONTACT_CODE_MAX + 64], hex[65];
@@ -144,8 +151,7 @@ int veil_cli_cmd_init(veil_cli_app *a, int argc, char **argv)
     if (a->o.offline) {
         return 0;
     }
-    a->on_event = sync_events;
-    rc = veil_cli_online(a);
+    rc = online_sync(a);
     if (rc == 0 && !a->o.json) {
         printf("prekeys published on %s\n", a->relay_url);
     } else if (rc == VEIL_CLI_EUNREACH) {
@@ -261,8 +267,7 @@ int veil_cli_cmd_add(veil_cli_app *a, int argc, char **argv)
     if ((rc = save_now(a)) != 0) {
         return rc;
     }
-    a->on_event = sync_events;
-    rc = veil_cli_online(a);
+    rc = online_sync(a);
     veil_cli_print_contact(a, contact);
     veil_cli_print_room(a, room);
     if (rc == 0 && a->relay_err == VEIL_ENOPREKEY) {
@@ -283,8 +288,7 @@ static int list_cmd(veil_cli_app *a, int argc, const char *usage,
     if ((rc = need_args(a, argc, 1, 1, usage)) != 0 || (rc = veil_cli_open(a)) != 0) {
         return rc;
     }
-    a->on_event = sync_events;
-    rc = veil_cli_online(a);
+    rc = online_sync(a);
     n = list(a->e, ids, sizeof ids / sizeof ids[0]);
     for (i = 0; i < n; i++) {
         print(a, ids[i]);
@@ -405,8 +409,7 @@ int veil_cli_cmd_accept_key(veil_cli_app *a, int argc, char **argv)
                     "no identity key change is pending for this contact", "accept the key")) != 0) {
         return rc;
     }
-    a->on_event = sync_events;
-    rc = veil_cli_online(a);
+    rc = online_sync(a);
     veil_cli_print_contact(a, contact);
     return rc;
 }
@@ -425,8 +428,7 @@ int veil_cli_cmd_name(veil_cli_app *a, int argc, char **argv)
     if ((rc = save_now(a)) != 0) {
         return rc;
     }
-    a->on_event = sync_events;
-    rc = veil_cli_online(a);
+    rc = online_sync(a);
     if (rc == 0) {
         print_identity(a);
     }
@@ -487,8 +489,7 @@ int veil_cli_cmd_members(veil_cli_app *a, int argc, char **argv)
         (rc = veil_cli_find_room(a, argv[1], &room)) != 0) {
         return rc;
     }
-    a->on_event = sync_events;
-    rc = veil_cli_online(a);
+    rc = online_sync(a);
     if (veil_engine_room_get(a->e, room, &ri) != 0) {
         return veil_cli_fail(a, VEIL_CLI_EUNKNOWN, "the room is gone");
     }
@@ -944,8 +945,7 @@ int veil_cli_cmd_group(veil_cli_app *a, int argc, char **argv)
     if ((rc = save_now(a)) != 0) {
         return rc;
     }
-    a->on_event = sync_events;
-    rc = veil_cli_online(a);
+    rc = online_sync(a);
     if (strcmp(sub, "leave") == 0) {
         if (rc == 0 && !a->o.json) {
             printf("left\n");
@@ -969,8 +969,7 @@ int veil_cli_cmd_accept(veil_cli_app *a, int argc, char **argv)
                     "this room is not an invitation (already accepted?)", "accept")) != 0) {
         return rc;
     }
-    a->on_event = sync_events;
-    rc = veil_cli_online(a);
+    rc = online_sync(a);
     veil_cli_print_room(a, room);
     return rc;
 }

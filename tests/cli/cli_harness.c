@@ -910,3 +910,20 @@ void ch_texts(ch_proc *p, char *out, size_t cap)
         }
     }
 }
+
+ch_proc *ch_chat(const ch_relay *r, const ch_user *u, const char *room)
+{
+    ch_proc *p = ch_start(r, u, NULL, (const char *const[]){"chat", room, "--json", NULL});
+
+    CH_EXPECT(p, "type", "chat");
+    CH_EXPECT(p, "type", "connection", "up", "true");
+    CH_EXPECT(p, "type", "caught_up");
+    return p;
+}
+
+void ch_chat_quit(ch_proc *p)
+{
+    ch_line(p, "/quit");
+    assert_int_equal(ch_wait(p, CH_WAIT_MS), 0);
+    ch_free(p);
+}

@@ -118,6 +118,10 @@ size_t ch_count_json(ch_proc *p, const char *const *kv);
 #define CH_COUNT(p, ...) ch_count_json((p), (const char *const[]){__VA_ARGS__, NULL})
 /** Every JSON line, in order (a cJSON array owned by p). */
 cJSON *ch_json_lines(ch_proc *p);
+/** Starts `veil chat ROOM --json` and waits until it is connected and caught up. */
+ch_proc *ch_chat(const ch_relay *r, const ch_user *u, const char *room);
+/** Leaves a chat with /quit; it must exit 0. Frees p. */
+void ch_chat_quit(ch_proc *p);
 /** The texts of the "message" objects of p's --json output, in order, joined by '|' (fails if cap is short). */
 void ch_texts(ch_proc *p, char *out, size_t cap);
 /** Waits until the output (from the start) contains needle; fails after ms. */

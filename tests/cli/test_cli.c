@@ -73,23 +73,6 @@ static void team_of_three(const ch_relay *r, ch_user *alice, ch_user *bob, ch_us
     ch_free(p);
 }
 
-static ch_proc *chat(const ch_relay *r, const ch_user *u, const char *room)
-{
-    ch_proc *p = ch_start(r, u, NULL, (const char *const[]){"chat", room, "--json", NULL});
-
-    CH_EXPECT(p, "type", "chat");
-    CH_EXPECT(p, "type", "connection", "up", "true");
-    CH_EXPECT(p, "type", "caught_up");
-    return p;
-}
-
-static void chat_quit(ch_proc *p)
-{
-    ch_line(p, "/quit");
-    assert_int_equal(ch_wait(p, CH_WAIT_MS), 0);
-    ch_free(p);
-}
-
 /* ---- tests ---- */
 
 static void test_usage_and_local_errors(void **state)
@@ -138,11 +121,11 @@ static void test_usage_and_local_errors(void **state)
 
     /* One process per data directory at a time. */
     ch_free(CH_OK(&r, &alice, "group", "create", "solo"));
-    c = chat(&r, &alice, "solo");
+    c = ch_chat(&r, &alice, "solo");
     p = CH_FAILS(EBUSY, &r, &alice, "whoami");
     ch_expect_text(p, 0, "in use by another veil process");
     ch_free(p);
-    chat_quit(c);
+    ch_chat_quit(c);
     ch_relay_stop(&r);
 }
 
@@ -241,9 +224,9 @@ static void test_group_of_three(void **state)
     ch_relay_start(&r);
     team_of_three(&r, &alice, &bob, &carol);
 
-    a = chat(&r, &alice, "team");
-    b = chat(&r, &bob, "team");
-    c = chat(&r, &carol, "team");
+    a = ch_chat(&r, &alice, "team");
+    b = ch_chat(&r, &bob, "team");
+    c = ch_chat(&r, &carol, "team");
     /* Presence: each sees the others arrive (mapped from the relay's opaque tags to members). */
     CH_EXPECT(a, "type", "presence", "from", "bob", "on", "true");
     CH_EXPECT(a, "type", "presence", "from", "carol", "on", "true");
@@ -320,11 +303,11 @@ static void test_group_of_three(void **state)
     CH_EXPECT(a, "type", "member", "member", "carol", "role", "member", "present", "true");
 
     /* Leaving the chat ends the presence. */
-    chat_quit(c);
+    ch_chat_quit(c);
     CH_EXPECT(a, "type", "presence", "from", "carol", "on", "false");
     CH_EXPECT(b, "type", "presence", "from", "carol", "on", "false");
-    chat_quit(b);
-    chat_quit(a);
+    ch_chat_quit(b);
+    ch_chat_quit(a);
 
     /* What the log kept. */
     p = CH_OK(&r, &carol, "history", "team", "--json", "--offline");
@@ -419,10 +402,10 @@ static void test_offline_catch_up(void **state)
     }
     ch_free(p);
     /* And a chat started later shows them too, in order, as its backlog. */
-    p = chat(&r, &carol, "team");
+    p = ch_chat(&r, &carol, "team");
     ch_texts(p, got, sizeof got);
     assert_string_equal(got, "m1|m2|m3|m4|m5|m6");
-    chat_quit(p);
+    ch_chat_quit(p);
     ch_relay_stop(&r);
 }
 
@@ -440,8 +423,8 @@ static void test_relay_restart(void **state)
     init_user(&r, &bob, "bob");
     add_contact(&r, &alice, &bob);
     send_ok(&r, &alice, "@bob", "first");
-    a = chat(&r, &alice, "@bob");
-    b = chat(&r, &bob, "@alice");
+    a = ch_chat(&r, &alice, "@bob");
+    b = ch_chat(&r, &bob, "@alice");
     CH_EXPECT(b, "type", "message", "text", "first");
 
     /* The relay dies (kill -9) mid-conversation. */
@@ -471,8 +454,8 @@ static void test_relay_restart(void **state)
     ch_line(a, "third time");
     CH_EXPECT(b, "type", "message", "from", "alice", "text", "third time");
     assert_int_equal(CH_COUNT(b, "type", "message", "text", "while the relay is down"), 1);
-    chat_quit(a);
-    chat_quit(b);
+    ch_chat_quit(a);
+    ch_chat_quit(b);
     ch_relay_stop(&r);
 }
 
@@ -490,11 +473,11 @@ static void test_restart_from_sealed_state(void **state)
     add_contact(&r, &alice, &bob);
     send_ok(&r, &alice, "@bob", "one");
     send_ok(&r, &bob, "@alice", "two");
-    a = chat(&r, &alice, "@bob");
+    a = ch_chat(&r, &alice, "@bob");
     CH_EXPECT(a, "type", "message", "text", "two", "from", "bob");
     ch_line(a, "three");
     CH_EXPECT(a, "type", "sent");
-    chat_quit(a);
+    ch_chat_quit(a);
 
     /* At rest: no text, no key material in the clear, and not the passphrase. */
     assert_false(ch_dir_contains(alice.dir, "three"));
@@ -502,14 +485,14 @@ static void test_restart_from_sealed_state(void **state)
     assert_false(ch_dir_contains(alice.dir, CH_PASS));
 
     /* A new process from the sealed files: the log, and sessions that still work both ways. */
-    a = chat(&r, &alice, "@bob");
+    a = ch_chat(&r, &alice, "@bob");
     ch_texts(a, got, sizeof got);
     assert_string_equal(got, "one|two|three");
     send_ok(&r, &bob, "@alice", "four");
     CH_EXPECT(a, "type", "message", "text", "four", "from", "bob", "backlog", "false");
     ch_line(a, "five");
     CH_EXPECT(a, "type", "sent");
-    chat_quit(a);
+    ch_chat_quit(a);
     p = CH_OK(&r, &bob, "history", "@alice", "--json");
     ch_texts(p, got, sizeof got);
     assert_string_equal(got, "one|two|three|four|five");
@@ -633,7 +616,7 @@ static void test_human_chat_on_a_terminal(void **state)
     init_user(&r, &bob, "bob");
     add_contact(&r, &alice, &bob);
     send_ok(&r, &alice, "@bob", "hello");
-    b = chat(&r, &bob, "@alice");
+    b = ch_chat(&r, &bob, "@alice");
 
     a = ch_start(&r, &alice, &tty, (const char *const[]){"chat", "@bob", NULL});
     ch_expect_text(a, CH_WAIT_MS, "connected to");
@@ -660,7 +643,7 @@ static void test_human_chat_on_a_terminal(void **state)
     assert_int_equal(ch_wait(a, CH_WAIT_MS), 0);
     ch_free(a);
     CH_EXPECT(b, "type", "presence", "from", "alice", "on", "false");
-    chat_quit(b);
+    ch_chat_quit(b);
     ch_relay_stop(&r);
 }
 
@@ -718,13 +701,13 @@ static void test_hostile_peer_text(void **state)
     send_ok(&r, &bob, "@alice", EVIL_TEXT);
 
     /* Six reactions to alice's message: 5 x 86 octets, then one that no longer fits. */
-    b = chat(&r, &bob, "@alice");
+    b = ch_chat(&r, &bob, "@alice");
     for (i = 0; i < sizeof emoji / sizeof emoji[0]; i++) {
         snprintf(cmd, sizeof cmd, "/react #1 %s", emoji[i]);
         ch_line(b, cmd);
         CH_EXPECT(b, "type", "ok", "command", "react");
     }
-    chat_quit(b);
+    ch_chat_quit(b);
 
     /* Human output: no escape of the peer's reaches the terminal; the reactions line is cut, not overrun. */
     p = CH_OK(&r, &alice, "history", room);

@@ -218,23 +218,6 @@ static void room_id(const ch_relay *r, const who *w, const char *name, char out[
     ch_free(p);
 }
 
-static ch_proc *chat(const ch_relay *r, const who *w, const char *room)
-{
-    ch_proc *p = ch_start(r, &w->u, NULL, (const char *const[]){"chat", room, "--json", NULL});
-
-    CH_EXPECT(p, "type", "chat");
-    CH_EXPECT(p, "type", "connection", "up", "true");
-    CH_EXPECT(p, "type", "caught_up");
-    return p;
-}
-
-static void chat_quit(ch_proc *p)
-{
-    ch_line(p, "/quit");
-    assert_int_equal(ch_wait(p, CH_WAIT_MS), 0);
-    ch_free(p);
-}
-
 /* A line typed in a chat, and the relay's ACK of it; returns its sequence number. */
 static long say(ch_proc *p, const char *text)
 {
@@ -347,7 +330,7 @@ static void test_group_room(void **state)
     ch_free(p);
     room_id(&rp, &alice, "team", team);
 
-    a = chat(&rp, &alice, "team");
+    a = ch_chat(&rp, &alice.u, "team");
 
     /* 1. Catch-up (bob offline). Of c1..c4 the relay replays c1 twice, withholds c2 and swaps c3 and
      * c4 between their sequence numbers. Its CAUGHT_UP waits ("hold") until the test re-sent them. */
@@ -381,7 +364,7 @@ static void test_group_room(void **state)
      * everyone holds it, then drops it as UNKNOWN_SENDER (30 s; checked at the end). */
     forged_seq = px_num("inject %s %s forge %ld forged by the relay", alice.ik, team, s);
 
-    b = chat(&rp, &bob, "team");
+    b = ch_chat(&rp, &bob.u, "team");
     CH_EXPECT(a, "type", "presence", "from", "bob", "on", "true");
 
     /* 3. Live drop: d2 withheld. */
@@ -490,8 +473,8 @@ static void test_group_room(void **state)
     assert_int_equal(alerts_at(a, replay_seq), 1);
     assert_int_equal(alerts_at(a, copy_seq), 1);
     assert_int_equal(alerts(a, ""), 4);
-    chat_quit(b);
-    chat_quit(a);
+    ch_chat_quit(b);
+    ch_chat_quit(a);
 
     history(&rp, &bob, "team", got, sizeof got);
     assert_string_equal(got, "c1|c4|c3|d1|d3|u1|r2|r1|k1|after t1");
@@ -536,8 +519,8 @@ static void test_direct_room(void **state)
     ch_free(p);
     room_id(&rp, &alice, "@bob", ab);
 
-    a = chat(&rp, &alice, "@bob");
-    b = chat(&rp, &bob, "@alice");
+    a = ch_chat(&rp, &alice.u, "@bob");
+    b = ch_chat(&rp, &bob.u, "@alice");
     CH_EXPECT(a, "type", "message", "from", "bob", "text", "hi alice");
     CH_EXPECT(a, "type", "presence", "from", "bob", "on", "true");
     /* Alice's chat marks "hi alice" read: that receipt is an envelope of hers too, and must be through
@@ -603,8 +586,8 @@ static void test_direct_room(void **state)
     assert_int_equal(alerts_at(a, replay_seq), 1);
     assert_int_equal(alerts_at(a, forged_seq), 1);
     assert_int_equal(alerts(a, ""), 4);
-    chat_quit(b);
-    chat_quit(a);
+    ch_chat_quit(b);
+    ch_chat_quit(a);
 
     /* 5. A rollback: the relay answers bob's JOIN with a head below what bob processed. */
     px("rollback %s %s 3", bob.ik, ab);
