@@ -48,6 +48,12 @@ for (const kv of rest) {
   opt[k] = Number(v);
 }
 const port = Number(portArg);
+// SPEC.md 9.7: a cmid starts with the publisher's clock in milliseconds (48 bits, big-endian), then 10 random octets.
+function cmidNow() {
+  const c = crypto.randomBytes(16);
+  c.writeUIntBE(Date.now(), 0, 6);
+  return c;
+}
 const pid = Number(pidArg);
 
 function cpuTicks() {
@@ -151,7 +157,7 @@ function veilClient(roomIndex, memberIndex, how = {}) {
           clearTimeout(timer);
           resolve({
             ws,
-            publish(body) { ws.send(encode({ v: 1, t: 0x30, id: nextId++, room: room.id, cmid: crypto.randomBytes(16), env: body })); },
+            publish(body) { ws.send(encode({ v: 1, t: 0x30, id: nextId++, room: room.id, cmid: cmidNow(), env: body })); },
             close() { ws.terminate(); },
           });
           break;

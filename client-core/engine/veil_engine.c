@@ -40,9 +40,19 @@ uint32_t veil__handle(veil_engine *e)
     return h == 0 ? veil__handle(e) : h;
 }
 
-void veil__random_mid(veil_engine *e, uint8_t mid[VEIL_MID_BYTES])
+void veil__new_mid(veil_engine *e, uint64_t now, uint8_t mid[VEIL_MID_BYTES])
 {
-    veil_rng_fill(&e->rng, mid, VEIL_MID_BYTES);
+    int i;
+
+    /*
+     * SPEC.md 9.7: the time first, so that a room's ids reach the relay in
+     * nearly ascending order and its cmid index grows at one end; 80 random
+     * bits keep it unguessable.
+     */
+    for (i = 0; i < VEIL_MID_TIME_BYTES; i++) {
+        mid[i] = (uint8_t)(now >> (8 * (VEIL_MID_TIME_BYTES - 1 - i)));
+    }
+    veil_rng_fill(&e->rng, mid + VEIL_MID_TIME_BYTES, VEIL_MID_BYTES - VEIL_MID_TIME_BYTES);
 }
 
 bool veil__ready(const veil_engine *e)

@@ -295,7 +295,9 @@ void veil__mark(veil_engine *e);
 uint32_t veil__handle(veil_engine *e);
 void veil__pump(veil_engine *e, uint64_t now);
 bool veil__ready(const veil_engine *e);
-void veil__random_mid(veil_engine *e, uint8_t mid[VEIL_MID_BYTES]);
+/* A new message id (SPEC.md 13.7): the 48-bit big-endian time `now`, then 10 random octets. */
+#define VEIL_MID_TIME_BYTES 6
+void veil__new_mid(veil_engine *e, uint64_t now, uint8_t mid[VEIL_MID_BYTES]);
 
 void veil__engine_started(veil_engine *e, const veil_rng *rng, uint64_t now);
 

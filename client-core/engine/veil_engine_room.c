@@ -547,7 +547,7 @@ static int out_queue(veil_engine *e, uint64_t now, veil__room *r, veil_payload *
     if (o == NULL) {
         return VEIL_EFULL;
     }
-    veil__random_mid(e, p->id);
+    veil__new_mid(e, now, p->id);
     p->n = r->my_n + 1U;
     p->ts = now;
     p->present |= VEIL_PF_ID | VEIL_PF_N | VEIL_PF_TS;

@@ -83,6 +83,18 @@ static void test_first_contact(void **state)
     assert_int_equal(ci.flags & VEIL_CONTACT_SESSION, 0);
     assert_int_equal(veil_engine_direct_open(R->c[A].e, R->now, cb, &ra), 0);
     send_text(R, A, ra, "hello B", mid);
+    {
+        /* SPEC.md 13.7: id = BE48(ts) || rng(10), ts being the `now` of the send. */
+        uint8_t t[6], mid2[16];
+        int k;
+        for (k = 0; k < 6; k++) {
+            t[k] = (uint8_t)(R->now >> (8 * (5 - k)));
+        }
+        assert_memory_equal(mid, t, 6);
+        send_text(R, A, ra, "same ms", mid2);
+        assert_memory_equal(mid2, t, 6);
+        assert_memory_not_equal(mid + 6, mid2 + 6, 10);
+    }
     fr_run(R);
 
     /* B learned of A from the inbox: a new contact, a direct room, the message. */
@@ -91,7 +103,7 @@ static void test_first_contact(void **state)
     assert_true(R->c[B].log[i].flags & VEIL_EVF_NEW);
     assert_true(fr_find(&R->c[B], 0, VEIL_EV_ROOM, NULL) >= 0);
     texts(&R->c[B], 0, buf, sizeof buf);
-    assert_string_equal(buf, "hello B");
+    assert_string_equal(buf, "hello B|same ms");
     i = fr_find(&R->c[B], 0, VEIL_EV_MESSAGE, NULL);
     assert_memory_equal(R->c[B].log[i].from, R->c[A].ik, 32);
     assert_memory_equal(R->c[B].log[i].mid, mid, 16);
