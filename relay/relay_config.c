@@ -55,8 +55,8 @@ static const opt OPTS[] = {
     U("max-opks", max_opks, 1, 100000, "one-time prekeys stored per identity"),
     U("sweep", sweep, 1, 86400, "seconds between retention sweeps"),
     U("rx-buffer", rx_buffer, 128, 1 << 20, "per-connection receive buffer of libwebsockets (octets)"),
-    U("batch-delay", batch_delay, 0, 100000,
-      "microseconds a store batch may wait for more requests before it commits (0: the next loop turn)"),
+    U("batch-delay", batch_delay, 0, 20000,
+      "microseconds a store batch waits for more requests before it commits; the loop sleeps through it (0: the next loop turn)"),
 };
 #define NOPTS (sizeof OPTS / sizeof OPTS[0])
 
@@ -91,7 +91,7 @@ void veil_relay_config_defaults(veil_relay_config *c)
     c->max_opks = 1000;
     c->sweep = 60;
     c->rx_buffer = 1024;
-    c->batch_delay = 1000;
+    c->batch_delay = 500;
 }
 
 static int set_opt(veil_relay_config *c, const opt *o, const char *val, const char *from, FILE *err)
