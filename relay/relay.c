@@ -413,6 +413,22 @@ static void want_write(vconn *c)
     }
 }
 
+/*
+ * A connection's send ring grows by doubling while frames wait. A ring of up
+ * to RING_KEEP entries stays after a write: a room member gets a burst of
+ * frames at every commit, and freeing the ring each time cost three
+ * allocations per member per commit (bench/relay.sh). The idle pass frees
+ * the ring of a connection that has gone quiet; larger rings go at once.
+ */
+#define RING_KEEP 32
+
+static void ring_free(vconn *c)
+{
+    free(c->q);
+    c->q = NULL;
+    c->qcap = c->qhead = 0;
+}
+
 static void queue_clear(vconn *c)
 {
     while (c->qlen > 0) {
@@ -420,9 +436,7 @@ static void queue_clear(vconn *c)
         c->qhead = (c->qhead + 1) % c->qcap;
         c->qlen--;
     }
-    free(c->q);
-    c->q = NULL;
-    c->qcap = c->qhead = 0;
+    ring_free(c);
     c->qbytes = 0;
 }
 
@@ -598,11 +612,8 @@ static int do_write(vconn *c)
         c->qhead = (c->qhead + 1) % c->qcap;
         c->qlen--;
     }
-    if (c->qlen == 0 && c->qcap > 8) {
-        /* An idle connection keeps no large ring. */
-        free(c->q);
-        c->q = NULL;
-        c->qcap = c->qhead = 0;
+    if (c->qlen == 0 && c->qcap > RING_KEEP) {
+        ring_free(c);
     }
     return 0;
 }
@@ -2221,6 +2232,9 @@ static void idle_cb(veil_relay *r)
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         } else if (now - c->alive_us >= ping_after && !(c->flags & C_PINGED) && r->ping != NULL) {
             c->flags |= C_PINGED;
+            if (c->qlen == 0) {
+                ring_free(c); /* quiet: keeps no ring but the ping's own */
+            }
             enqueue(c, r->ping);
         }
     }
