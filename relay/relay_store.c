@@ -258,7 +258,12 @@ static int migrate(veil_store *s)
  * inside a commit (SQLite's automatic checkpoint) it blocked the event loop
  * for tens of milliseconds. Here a thread with its own connection runs a
  * PASSIVE checkpoint every CK_PERIOD_MS: it never blocks the writer, and it
- * touches nothing but SQLite (the event loop stays single-threaded).
+ * touches nothing but SQLite (the event loop stays single-threaded). Each one
+ * costs two fsyncs whatever it copies, so not more often than every 2 s
+ * (pages written again and again, like a room's last index page, are also
+ * copied once per checkpoint); with synchronous=NORMAL that is also how
+ * long the WAL goes unsynced, which only a crash of the machine can cost
+ * (SPEC.md 9.12: --sync full for that).
  *
  * SQLite only rewinds the WAL to its start when a write transaction begins
  * while every frame is checkpointed. Under steady load a commit almost always
@@ -272,7 +277,7 @@ static int migrate(veil_store *s)
  * for sure; it holds the writer (the event loop) for the few frames left and
  * two fsyncs, which a load steady enough to get there pays rarely.
  */
-#define CK_PERIOD_MS 500
+#define CK_PERIOD_MS 2000
 #define CK_RETRY_MS 2
 #define CK_RETRIES 8
 #define CK_RETRY_FRAMES 4096
@@ -288,10 +293,12 @@ static void *checkpointer(void *arg)
     while (!s->ck_stop) {
         long wait_ns = (tries > 0 ? CK_RETRY_MS : CK_PERIOD_MS) * 1000L * 1000L;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += wait_ns;
-        if (until.tv_nsec >= 1000 * 1000 * 1000) {
+        /* A period of a second or more must carry into tv_sec: an invalid tv_nsec fails the wait at once. */
+        until.tv_sec += (time_t)(wait_ns / (1000L * 1000L * 1000L));
+        until.tv_nsec += wait_ns % (1000L * 1000L * 1000L);
+        if (until.tv_nsec >= 1000L * 1000L * 1000L) {
             until.tv_sec += 1;
-            until.tv_nsec -= 1000 * 1000 * 1000;
+            until.tv_nsec -= 1000L * 1000L * 1000L;
         }
         pthread_cond_timedwait(&s->ck_cond, &s->ck_lock, &until);
         if (s->ck_stop) {
@@ -368,6 +375,13 @@ int veil_store_open(veil_store **out, const char *path, bool sync_full)
     char pragmas[256];
 
     *out = NULL;
+    /*
+     * Before SQLite initializes (later calls are refused, harmlessly): no
+     * allocation statistics, which cost a global mutex on every allocation
+     * SQLite makes (Debian's build has no lookaside allocator, so a statement
+     * makes many) and which nothing here reads.
+     */
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     if (mkdirs_for(path) != 0) {
         return VEIL_ESTORE;
     }
