@@ -885,12 +885,14 @@ static int finish_batch(veil_relay *r)
         return 0;
     }
     if (veil_store_in_batch(r->store)) {
-        uint64_t now = (uint64_t)time(NULL);
         for (x = r->dirty; x != NULL && rc == 0; x = x->dnext) {
-            /* Once per room per batch: the head, and count retention. */
-            if (veil_store_room_head_put(r->store, x->id, x->head, now) != 0 ||
-                (x->head > r->cfg.retain_count &&
-                 veil_store_env_trim(r->store, x->id, x->head - r->cfg.retain_count) != 0)) {
+            /*
+             * Once per room per batch: count retention. It keeps the newest
+             * envelope, whose seq is the head; only the age sweep can remove
+             * that one, and it records the head first (veil_store_sweep).
+             */
+            if (x->head > r->cfg.retain_count &&
+                veil_store_env_trim(r->store, x->id, x->head - r->cfg.retain_count) != 0) {
                 rc = VEIL_ESTORE;
             }
         }

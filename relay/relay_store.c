@@ -50,7 +50,6 @@ enum {
     W_ROLLBACK,
     W_ENV_FIND,
     W_ENV_PUT,
-    W_ROOM_HEAD,
     W_ENV_TRIM,
     W_INBOX_COUNT,
     W_INBOX_PUT,
@@ -65,6 +64,7 @@ enum {
     W_SAVEPOINT,
     W_RELEASE,
     W_ROLLBACK_TO,
+    W_SWEEP_HEADS,
     W_SWEEP_ENV,
     W_SWEEP_INBOX,
     /* reader */
@@ -86,8 +86,6 @@ static const char *const SQL[N_STMTS] = {
     [W_ENV_FIND] = "SELECT seq FROM envelopes WHERE room = ?1 AND cmid = ?2",
     /* A re-published cmid fails the (room, cmid) unique index: no separate lookup first. */
     [W_ENV_PUT] = "INSERT INTO envelopes (room, seq, cmid, ts, env) VALUES (?1, ?2, ?3, ?4, ?5)",
-    [W_ROOM_HEAD] = "INSERT INTO rooms (id, head, created) VALUES (?1, ?2, ?3)"
-                    " ON CONFLICT (id) DO UPDATE SET head = excluded.head",
     [W_ENV_TRIM] = "DELETE FROM envelopes WHERE room = ?1 AND seq <= ?2",
     [W_INBOX_COUNT] = "SELECT count(*) FROM inbox WHERE owner = ?1",
     [W_INBOX_PUT] = "INSERT INTO inbox (owner, ts, env) VALUES (?1, ?2, ?3)",
@@ -103,6 +101,16 @@ static const char *const SQL[N_STMTS] = {
     [W_SAVEPOINT] = "SAVEPOINT upload",
     [W_RELEASE] = "RELEASE upload",
     [W_ROLLBACK_TO] = "ROLLBACK TO upload",
+    /*
+     * A room's head is the highest seq it stores, or the head in `rooms` when
+     * that is higher: before the sweep deletes envelopes it records the
+     * highest seq it deletes of each room, so a room it empties keeps its
+     * head (its newest envelope is the only one count retention never
+     * deletes). Same rows as W_SWEEP_ENV, in the same transaction.
+     */
+    [W_SWEEP_HEADS] = "INSERT INTO rooms (id, head, created) SELECT room, max(seq), ?3 FROM envelopes"
+                      " WHERE rowid IN (SELECT rowid FROM envelopes ORDER BY rowid LIMIT ?2) AND ts < ?1"
+                      " GROUP BY room ON CONFLICT (id) DO UPDATE SET head = max(head, excluded.head)",
     /* Rows are appended in time order: the oldest are the first ones by rowid. */
     [W_SWEEP_ENV] = "DELETE FROM envelopes WHERE rowid IN (SELECT rowid FROM envelopes ORDER BY rowid LIMIT ?2)"
                     " AND ts < ?1",
@@ -598,20 +606,6 @@ int veil_store_env_put(veil_store *s, const uint8_t room[32], uint64_t seq, cons
     return batch_check(s, fail(s, s->w, "env_put"));
 }
 
-int veil_store_room_head_put(veil_store *s, const uint8_t room[32], uint64_t head, uint64_t ts)
-{
-    sqlite3_stmt *st;
-
-    if (need_batch(s) != 0) {
-        return VEIL_ESTORE;
-    }
-    st = stmt(s, W_ROOM_HEAD);
-    sqlite3_bind_blob(st, 1, room, 32, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)head);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)ts);
-    return batch_check(s, run(s, W_ROOM_HEAD, "room_head_put"));
-}
-
 int veil_store_env_trim(veil_store *s, const uint8_t room[32], uint64_t upto)
 {
     sqlite3_stmt *st;
@@ -882,6 +876,13 @@ int veil_store_sweep(veil_store *s, uint64_t env_before, uint64_t inbox_before, 
 
     *more = false;
     if (need_batch(s) != 0) {
+        return VEIL_ESTORE;
+    }
+    st = stmt(s, W_SWEEP_HEADS);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)env_before);
+    sqlite3_bind_int64(st, 2, max_rows);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
+    if (batch_check(s, run(s, W_SWEEP_HEADS, "sweep_heads")) != 0) {
         return VEIL_ESTORE;
     }
     st = stmt(s, W_SWEEP_ENV);

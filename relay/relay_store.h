@@ -56,8 +56,6 @@ int veil_store_env_find(veil_store *s, const uint8_t room[32], const uint8_t cmi
  */
 int veil_store_env_put(veil_store *s, const uint8_t room[32], uint64_t seq, const uint8_t cmid[16],
                        const uint8_t *env, size_t len, uint64_t ts);
-/** Records a room's head (in the batch; once per room per batch is enough). */
-int veil_store_room_head_put(veil_store *s, const uint8_t room[32], uint64_t head, uint64_t ts);
 /** Deletes a room's envelopes with seq <= upto (count retention; in the batch). */
 int veil_store_env_trim(veil_store *s, const uint8_t room[32], uint64_t upto);
 
