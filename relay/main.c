@@ -24,12 +24,14 @@ static void on_signal(int sig)
 }
 
 /*
- * Raises the soft descriptor limit to fit --max-conns (up to the hard limit);
- * if it cannot, lowers max_conns to what fits. Past the limit accept() fails
- * with EMFILE on every loop turn (libwebsockets retries at once, a core spent
- * and the log flooded, bench/relay.sh scale run), while a connection over
- * max_conns gets a clean VEIL_EBUSY and close 4013. RESERVE descriptors stay
- * for the store, the loop, served files and handshakes still in flight.
+ * Sets the soft descriptor limit to --max-conns plus RESERVE_FDS (up to the
+ * hard limit); if it cannot, lowers max_conns to what fits. Past the limit
+ * accept() fails with EMFILE on every loop turn (libwebsockets retries at
+ * once, a core spent and the log flooded, bench/relay.sh scale run), while a
+ * connection over max_conns gets a clean VEIL_EBUSY and close 4013. RESERVE
+ * descriptors stay for the store, the loop, served files and handshakes still
+ * in flight. A higher soft limit is lowered to that: libwebsockets sizes its
+ * per-descriptor tables by it (relay.c, veil_relay_create).
  */
 #define RESERVE_FDS 256u
 
@@ -41,10 +43,10 @@ static void fit_fd_limit(veil_relay_config *cfg)
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
         return;
     }
-    if (rl.rlim_cur < want) {
+    if (rl.rlim_cur != want) {
         rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-            veil_log(VEIL_LOG_WARN, "fd_limit", "msg=\"could not raise RLIMIT_NOFILE\"");
+            veil_log(VEIL_LOG_WARN, "fd_limit", "msg=\"could not set RLIMIT_NOFILE\"");
         }
     }
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {

@@ -2361,7 +2361,13 @@ int veil_relay_create(veil_relay **out, const veil_relay_config *cfg)
     info.retry_and_idle_policy = &r->retry;
     info.timeout_secs = cfg->handshake_timeout;
     info.timeout_secs_ah_idle = cfg->handshake_timeout;
-    info.fd_limit_per_thread = cfg->max_conns + 256;
+    /*
+     * No fd_limit_per_thread: below the process's descriptor limit it makes
+     * lws 4.1 find the connection of every socket event by a linear scan of
+     * its whole table (unix-fds.c, "slow fds handling"); at the limit it
+     * indexes the table by descriptor. main.c sets the soft limit to
+     * max_conns plus a reserve, which bounds that table.
+     */
     info.pt_serv_buf_size = 65536;
     info.count_threads = 1;
     info.vhost_name = "veil";
