@@ -698,24 +698,21 @@ static void test_retention_by_age_keeps_head(void **state)
         assert_true(th_now_ms() < end);
         tc_service(200);
     }
-    /* The emptied room keeps its head on disk (the sweep records it): after a restart it is still 3. */
-    tc_free(a);
-    th_relay_signal(&r, SIGTERM);
-    th_relay_restart(&r);
-    a = tc_connect(&r);
-    tc_auth(a, &ida);
-    tc_join(a, &room, TAG_A, 1, -1, &f);
-    assert_int_equal(f.head, 3);
-    /* Sequence numbers are never reused, also after a restart. */
-    assert_int_equal(publish_acked(a, &room, 1, 4, env, sizeof env, false), 4);
-    tc_free(a);
-    th_relay_signal(&r, SIGTERM);
-    th_relay_restart(&r);
-    a = tc_connect(&r);
-    tc_auth(a, &ida);
-    tc_join(a, &room, TAG_A, 1, -1, &f);
-    assert_int_equal(f.head, 4);
-    assert_int_equal(publish_acked(a, &room, 1, 5, env, sizeof env, false), 5);
+    /*
+     * The emptied room keeps its head on disk (the sweep records it): after a
+     * restart it is still 3. Sequence numbers are never reused, also after a
+     * restart: 4, then after another one 5.
+     */
+    for (i = 3; i <= 4; i++) {
+        tc_free(a);
+        th_relay_signal(&r, SIGTERM);
+        th_relay_restart(&r);
+        a = tc_connect(&r);
+        tc_auth(a, &ida);
+        tc_join(a, &room, TAG_A, 1, -1, &f);
+        assert_int_equal(f.head, i);
+        assert_int_equal(publish_acked(a, &room, 1, i + 1, env, sizeof env, false), i + 1);
+    }
     tc_free(a);
     th_relay_stop(&r);
 }
