@@ -38,6 +38,15 @@ static const char *const MIGRATIONS[] = {
      */
     "DROP INDEX envelopes_ts;"
     "DROP INDEX inbox_ts;",
+    /*
+     * 2 -> 3: the idempotency index ordered by cmid first. A cmid begins with
+     * its publishing time (SPEC.md 9.7), so new entries of every room land at
+     * the end of this one index, where (room, cmid) put them at the end of
+     * each room's part of it: one page per commit instead of one per room the
+     * commit touched (bench/relay: 4.2 of the 12 WAL pages of a commit).
+     */
+    "DROP INDEX envelopes_cmid;"
+    "CREATE UNIQUE INDEX envelopes_cmid ON envelopes(cmid, room);",
 };
 #define NMIGRATIONS (sizeof MIGRATIONS / sizeof MIGRATIONS[0])
 
@@ -83,7 +92,7 @@ static const char *const SQL[N_STMTS] = {
     [W_BEGIN] = "BEGIN IMMEDIATE",
     [W_COMMIT] = "COMMIT",
     [W_ROLLBACK] = "ROLLBACK",
-    [W_ENV_FIND] = "SELECT seq FROM envelopes WHERE room = ?1 AND cmid = ?2",
+    [W_ENV_FIND] = "SELECT seq FROM envelopes WHERE cmid = ?2 AND room = ?1",
     /* A re-published cmid fails the (room, cmid) unique index: no separate lookup first. */
     [W_ENV_PUT] = "INSERT INTO envelopes (room, seq, cmid, ts, env) VALUES (?1, ?2, ?3, ?4, ?5)",
     [W_ENV_TRIM] = "DELETE FROM envelopes WHERE room = ?1 AND seq <= ?2",

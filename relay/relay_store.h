@@ -23,7 +23,7 @@
 #include "veil_err.h"
 
 /** The schema version this build creates and understands. */
-#define VEIL_STORE_SCHEMA_VERSION 2
+#define VEIL_STORE_SCHEMA_VERSION 3
 
 typedef struct veil_store veil_store;
 
