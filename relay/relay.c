@@ -77,6 +77,8 @@ typedef struct vmember {
 
 typedef struct vroom {
     uint8_t id[32];
+    int64_t num;        /* the store's number for the room; 0 until its first envelope */
+    uint8_t num_new;    /* num was given in the open batch (a failed batch takes it back) */
     uint64_t head;      /* last seq assigned (may be uncommitted) */
     uint64_t committed; /* last durable seq */
     vmember *members;
@@ -337,12 +339,13 @@ static int room_get(veil_relay *r, const uint8_t id[32], vroom **out)
 {
     vroom **p = room_slot(r, id), *x;
     uint64_t head;
+    int64_t num;
 
     if (*p != NULL) {
         *out = *p;
         return 0;
     }
-    if (veil_store_room_head(r->store, id, &head) != 0) {
+    if (veil_store_room_load(r->store, id, &num, &head) != 0) {
         return VEIL_ESTORE;
     }
     x = calloc(1, sizeof *x);
@@ -350,6 +353,7 @@ static int room_get(veil_relay *r, const uint8_t id[32], vroom **out)
         return VEIL_ENOMEM;
     }
     memcpy(x->id, id, 32);
+    x->num = num;
     x->head = x->committed = head;
     *p = x;
     r->rooms.count++;
@@ -892,7 +896,7 @@ static int finish_batch(veil_relay *r)
              * that one, and it records the head first (veil_store_sweep).
              */
             if (x->head > r->cfg.retain_count &&
-                veil_store_env_trim(r->store, x->id, x->head - r->cfg.retain_count) != 0) {
+                veil_store_env_trim(r->store, x->num, x->head - r->cfg.retain_count) != 0) {
                 rc = VEIL_ESTORE;
             }
         }
@@ -929,7 +933,11 @@ static int finish_batch(veil_relay *r)
             x->committed = x->head;
         } else {
             x->head = x->committed;
+            if (x->num_new) {
+                x->num = 0;
+            }
         }
+        x->num_new = 0;
     }
     r->m.batch_items += r->npend;
     for (p = r->pend_head; p != NULL; p = next) {
@@ -1082,7 +1090,7 @@ static void pump_catchup(vconn *c)
                 caught_up(c, m);
                 break;
             }
-            if (veil_store_env_range(r->store, m->room->id, m->cursor, m->room->committed, CATCHUP_ROWS, catchup_row,
+            if (veil_store_env_range(r->store, m->room->num, m->cursor, m->room->committed, CATCHUP_ROWS, catchup_row,
                                      &k) != 0) {
                 veil_log(VEIL_LOG_ERROR, "catchup_failed", "conn=%llu", (unsigned long long)c->serial);
                 begin_close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "store failure");
@@ -1187,7 +1195,7 @@ static void h_join(veil_relay *r, vconn *c, const veil_frame *f)
         room_maybe_free(r, x);
         return;
     }
-    if (veil_store_room_first(r->store, x->id, &first) != 0) {
+    if (veil_store_room_first(r->store, x->num, &first) != 0) {
         send_error(c, f->id, VEIL_ESTORE, f->type, NULL);
         room_maybe_free(r, x);
         return;
@@ -1301,10 +1309,20 @@ static void h_publish(veil_relay *r, vconn *c, const veil_frame *f)
     veil_wire_set_bin(&ack, VEIL_WF_ROOM, x->id, 32);
     veil_wire_set_bin(&ack, VEIL_WF_CMID, f->cmid.p, 16);
     seq = x->head + 1;
-    stored = veil_store_env_put(r->store, x->id, seq, f->cmid.p, f->env.p, f->env.len, (uint64_t)time(NULL));
+    if (x->num == 0) {
+        /* The room's first envelope: it gets its number in the store, in this batch. */
+        if (veil_store_room_add(r->store, x->id, (uint64_t)time(NULL), &x->num) != 0) {
+            send_error(c, f->id, VEIL_ESTORE, f->type, NULL);
+            store_failed(r);
+            return;
+        }
+        x->num_new = 1;
+        mark_dirty(r, x);
+    }
+    stored = veil_store_env_put(r->store, x->num, seq, f->cmid.p, f->env.p, f->env.len, (uint64_t)time(NULL));
     if (stored == 1) {
         /* A re-publish: answer with the original seq, once the batch is durable. */
-        if (veil_store_env_find(r->store, x->id, f->cmid.p, &seq) != 1) {
+        if (veil_store_env_find(r->store, x->num, f->cmid.p, &seq) != 1) {
             send_error(c, f->id, VEIL_ESTORE, f->type, NULL);
             store_failed(r);
             return;
@@ -1501,7 +1519,7 @@ static void h_history(veil_relay *r, vconn *c, const veil_frame *f)
     pg->limit = (uint32_t)f->limit;
     pg->budget = r->cfg.max_page;
     before = (veil_wire_has(f, VEIL_WF_BEFORE) && f->before != 0) ? f->before : VEIL_WIRE_U53_MAX;
-    rc = veil_store_env_before(r->store, m->room->id, before, m->room->committed, pg->limit + 1, page_row, pg);
+    rc = veil_store_env_before(r->store, m->room->num, before, m->room->committed, pg->limit + 1, page_row, pg);
     if (rc == 0) {
         memset(&out, 0, sizeof out);
         out.type = VEIL_FT_HISTORY_PAGE;

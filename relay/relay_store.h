@@ -23,7 +23,7 @@
 #include "veil_err.h"
 
 /** The schema version this build creates and understands. */
-#define VEIL_STORE_SCHEMA_VERSION 3
+#define VEIL_STORE_SCHEMA_VERSION 4
 
 typedef struct veil_store veil_store;
 
@@ -43,30 +43,38 @@ void veil_store_rollback(veil_store *s);
 
 /* ---- rooms and envelopes ---- */
 
-/** Committed head of a room (0 when unknown). Reader. */
-int veil_store_room_head(veil_store *s, const uint8_t room[32], uint64_t *head);
+/*
+ * The store names a room by its number, given when it stores the room's first
+ * envelope (veil_store_room_add); 0 is no room (nothing stored yet). The
+ * envelope functions take that number.
+ */
+
+/** A room's number (0 when the store has none) and committed head (0 when unknown), by id. Reader. */
+int veil_store_room_load(veil_store *s, const uint8_t id[32], int64_t *num, uint64_t *head);
+/** Gives a room a number (in the batch: a rollback takes it back). */
+int veil_store_room_add(veil_store *s, const uint8_t id[32], uint64_t ts, int64_t *num);
 /** Oldest stored seq of a room, 0 when none. Reader. */
-int veil_store_room_first(veil_store *s, const uint8_t room[32], uint64_t *first);
+int veil_store_room_first(veil_store *s, int64_t room, uint64_t *first);
 /** Looks up (room, cmid) in the batch's view. \return 1 found (*seq set), 0 not found, or VEIL_ESTORE. */
-int veil_store_env_find(veil_store *s, const uint8_t room[32], const uint8_t cmid[16], uint64_t *seq);
+int veil_store_env_find(veil_store *s, int64_t room, const uint8_t cmid[16], uint64_t *seq);
 /**
  * Stores an envelope (in the batch). \return 0 stored; 1 when the room
  * already holds this cmid (nothing stored; veil_store_env_find gives its
  * seq); or VEIL_ESTORE.
  */
-int veil_store_env_put(veil_store *s, const uint8_t room[32], uint64_t seq, const uint8_t cmid[16],
-                       const uint8_t *env, size_t len, uint64_t ts);
+int veil_store_env_put(veil_store *s, int64_t room, uint64_t seq, const uint8_t cmid[16], const uint8_t *env,
+                       size_t len, uint64_t ts);
 /** Deletes a room's envelopes with seq <= upto (count retention; in the batch). */
-int veil_store_env_trim(veil_store *s, const uint8_t room[32], uint64_t upto);
+int veil_store_env_trim(veil_store *s, int64_t room, uint64_t upto);
 
 /** Row callback: return 0 to continue, 1 to stop, negative to fail. */
 typedef int (*veil_store_row_cb)(void *ctx, uint64_t key, uint64_t ts, const uint8_t *cmid, const uint8_t *env,
                                  size_t len);
 /** Envelopes with after < seq <= upto, ascending, at most `limit`. Reader. */
-int veil_store_env_range(veil_store *s, const uint8_t room[32], uint64_t after, uint64_t upto, uint32_t limit,
+int veil_store_env_range(veil_store *s, int64_t room, uint64_t after, uint64_t upto, uint32_t limit,
                          veil_store_row_cb cb, void *ctx);
 /** Envelopes with seq < before and seq <= upto, descending, at most `limit`. Reader. */
-int veil_store_env_before(veil_store *s, const uint8_t room[32], uint64_t before, uint64_t upto, uint32_t limit,
+int veil_store_env_before(veil_store *s, int64_t room, uint64_t before, uint64_t upto, uint32_t limit,
                           veil_store_row_cb cb, void *ctx);
 
 /* ---- inboxes ---- */

@@ -304,7 +304,7 @@ static void test_sigterm_commits_and_closes(void **state)
 }
 
 
-/* A database left by a relay of schema version 1 is migrated in place (to 3) and keeps serving its envelopes. */
+/* A database left by a relay of schema version 1 is migrated in place (to 4) and keeps serving its envelopes. */
 static void test_schema_migration_from_v1(void **state)
 {
     static const char *const v1 =
@@ -384,8 +384,20 @@ static void test_schema_migration_from_v1(void **state)
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "cmid,room");
     sqlite3_finalize(st);
+    /* v4: envelopes name their room by its number in rooms; the three kept their rowids. */
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*), min(e.rowid), max(e.rowid) FROM envelopes e JOIN rooms r"
+                                        " ON r.num = e.room WHERE typeof(e.room) = 'integer' AND r.id = ?",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_blob(st, 1, room.id, 32, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 3);
+    assert_int_equal(sqlite3_column_int(st, 1), 1);
+    assert_int_equal(sqlite3_column_int(st, 2), 3);
+    sqlite3_finalize(st);
     sqlite3_close(db);
-    assert_int_equal(version, 3);
+    assert_int_equal(version, 4);
     /* A store from a newer relay is refused at start. */
     assert_int_equal(sqlite3_open(r.db, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
