@@ -761,6 +761,7 @@ static void member_remove(veil_relay *r, vmember *m)
 /* ------------------------------------------------------------------ batch */
 
 static void commit_cb(veil_relay *r);
+static int commit_now(veil_relay *r);
 
 /*
  * Group commit: the requests of the next batch_delay microseconds share one
@@ -803,8 +804,7 @@ static void commit_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     (void)revents;
     if (r->commit_due) {
         /* The turn after the sleep has read what arrived during it. */
-        ev_idle_stop(loop, &r->commit_nowait);
-        commit_cb(r);
+        (void)commit_now(r);
         return;
     }
     if (!r->commit_scheduled) {
@@ -975,11 +975,20 @@ static int finish_batch(veil_relay *r)
     return rc;
 }
 
-static void commit_cb(veil_relay *r)
+/* Commits the open batch now, whichever way it was scheduled. */
+static int commit_now(veil_relay *r)
 {
     r->commit_scheduled = 0;
-    r->commit_due = 0;
-    (void)finish_batch(r);
+    if (r->commit_due) {
+        r->commit_due = 0;
+        ev_idle_stop(r->loop, &r->commit_nowait);
+    }
+    return finish_batch(r);
+}
+
+static void commit_cb(veil_relay *r)
+{
+    (void)commit_now(r);
 }
 
 /* After a store failure inside a request: if SQLite dropped the transaction, fail the batch now. */
@@ -2472,13 +2481,8 @@ int veil_relay_run(veil_relay *r)
     veil_log(VEIL_LOG_INFO, "shutdown", "connections=%llu", (unsigned long long)r->m.connections);
     r->stopping = 1;
     /* Nothing acknowledged is lost: commit what is pending before anyone is told to go. */
-    rc = finish_batch(r);
+    rc = commit_now(r);
     vtimer_stop(&r->t_commit);
-    r->commit_scheduled = 0;
-    if (r->loop != NULL) {
-        r->commit_due = 0;
-        ev_idle_stop(r->loop, &r->commit_nowait);
-    }
     vtimer_stop(&r->t_sweep);
     vtimer_stop(&r->t_idle);
     for (c = r->conns; c != NULL; c = c->next) {
