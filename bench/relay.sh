@@ -24,8 +24,8 @@
 #    every server falls as the load grows, because more frames share each
 #    wake-up and each write (lws: about 1.6 us at rate 5, 0.7 us at rate 20),
 #    so the lighter and the heavier load are reported beside it. Server CPU
-#    (utime + stime of every thread,
-#    from /proc/PID/stat) per delivered body, delivery latency p50/p99. The
+#    (every thread's, in ns from /proc/PID/task/*/schedstat; /proc/PID/stat
+#    counts 10 ms ticks) per delivered body, delivery latency p50/p99. The
 #    server runs on core 0 and the load generator on core 1 (taskset), as the
 #    issue asks. VEIL_BENCH_RELAY_ROUNDS (default 3) rounds, each measuring
 #    veil, sio, ws and lws in turn for VEIL_BENCH_RELAY_SECONDS (default 8) s:
