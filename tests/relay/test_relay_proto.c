@@ -360,6 +360,86 @@ static void test_presence(void **state)
 
 /* ------------------------------------------------------------------ publish */
 
+/*
+ * PUBLISHes that share a batch are stored in one statement (relay.c
+ * store_publishes); a re-publish among them, of an envelope in the same batch
+ * or of one stored before, must still get the first seq, take none, and leave
+ * the new envelopes' seqs contiguous.
+ */
+static void expect_ack(tc *c, uint32_t id, uint64_t seq, bool dup)
+{
+    veil_frame f;
+
+    tc_expect(c, VEIL_FT_ACK, &f);
+    assert_int_equal(f.id, id);
+    assert_int_equal(f.seq, seq);
+    assert_int_equal(f.dup, dup);
+}
+
+static void test_publish_batch_republish(void **state)
+{
+    /* The loop sleeps until a batch's commit time: frames written together then share a batch. */
+    static const char *const flags[] = { "--batch-delay", "20000", NULL };
+    static const struct {
+        uint32_t n;      /* cmid (1, n) */
+        uint64_t seq;    /* in the ACK */
+        bool dup;
+    } step[2][4] = {
+        /* One batch: new, new, the first again, new. */
+        { { 1, 1, false }, { 2, 2, false }, { 1, 1, true }, { 3, 3, false } },
+        /* The next: an envelope of the batch before again, then a new one. */
+        { { 2, 2, true }, { 4, 4, false }, { 0, 0, false }, { 0, 0, false } },
+    };
+    th_relay r;
+    tc *a, *b;
+    tc_id ida, idb;
+    tc_room room;
+    veil_frame f;
+    uint8_t env[64], cmid[16];
+    long long commits;
+    uint32_t i, k;
+
+    (void)state;
+    th_relay_start(&r, flags);
+    tc_id_from_seed(&ida, 1);
+    tc_id_from_seed(&idb, 2);
+    tc_room_from_secret(&room, 7);
+    a = tc_connect(&r);
+    b = tc_connect(&r);
+    tc_auth(a, &ida);
+    tc_auth(b, &idb);
+    tc_join(a, &room, TAG_A, 1, -1, NULL);
+    tc_join(b, &room, TAG_B, 2, -1, NULL);
+    expect_presence(a, &room, TAG_B, 2, true);
+    for (k = 0; k < 2; k++) {
+        commits = th_metric(&r, "veil_store_commits_total");
+        for (i = 0; i < 4 && step[k][i].n != 0; i++) {
+            cmid_of(cmid, 1, step[k][i].n);
+            memset(env, (int)step[k][i].n, sizeof env);
+            tc_publish(a, 100 * k + i + 1, &room, cmid, env, sizeof env);
+        }
+        for (i = 0; i < 4 && step[k][i].n != 0; i++) {
+            expect_ack(a, 100 * k + i + 1, step[k][i].seq, step[k][i].dup);
+        }
+        /* They were one batch, so they went through one statement and its fallback. */
+        assert_true(th_metric(&r, "veil_store_commits_total") == commits + 1);
+    }
+    /* b got each new envelope once, in order, with its own body. */
+    for (i = 1; i <= 4; i++) {
+        tc_expect(b, VEIL_FT_DELIVER, &f);
+        assert_int_equal(f.seq, i);
+        cmid_of(cmid, 1, i);
+        assert_memory_equal(f.cmid.p, cmid, 16);
+        assert_int_equal(f.env.p[0], i);
+    }
+    tc_expect_silence(b, 100);
+    assert_true(th_metric(&r, "veil_envelopes_stored_total") == 4);
+    assert_true(th_metric(&r, "veil_envelopes_duplicate_total") == 2);
+    tc_free(a);
+    tc_free(b);
+    th_relay_stop(&r);
+}
+
 static void test_publish_ack_deliver_idempotent(void **state)
 {
     th_relay r;
@@ -1055,6 +1135,7 @@ int main(int argc, char **argv)
         TH_TEST(test_join_proof),
         TH_TEST(test_presence),
         TH_TEST(test_publish_ack_deliver_idempotent),
+        TH_TEST(test_publish_batch_republish),
         TH_TEST(test_catchup_after_reconnect),
         TH_TEST(test_history_paging_and_retention),
         TH_TEST(test_retention_by_age_keeps_head),
