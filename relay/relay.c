@@ -10,10 +10,9 @@
  *   callback does exactly one lws_write: one frame from its own buffer, or
  *   several frames gathered into a scratch buffer and written raw. A
  *   connection whose ring would overflow is closed (slow consumer).
- * - Requests that change the store join the open batch transaction, which
- *   commits batch_delay later (schedule_commit); only then are their answers
- *   and deliveries queued (SPEC.md 9.12). PUBLISHes wait with the batch and
- *   are stored just before it commits, many to a statement (store_publishes).
+ * - Requests that change the store join the open batch transaction; a
+ *   zero-delay timer commits the batch on the next loop turn and only then
+ *   are their answers and deliveries queued (SPEC.md 9.12).
  * - Catch-up replays from the store through a per-membership cursor, topped
  *   up whenever the connection's queue runs low, and hands over to live
  *   delivery with no gap: live fan-out skips members still catching up, and
@@ -130,12 +129,6 @@ typedef struct vpend {
     vbuf *push; /* INBOX_NEW to the owner's connections */
     uint8_t owner[32];
     uint64_t iid;
-    /* A PUBLISH, stored when its batch commits (store_publishes): */
-    bool publish;
-    uint64_t seq;
-    uint8_t cmid[16];
-    uint32_t env_len;
-    uint8_t env[]; /* env_len octets */
 } vpend;
 
 typedef struct vhash {
@@ -769,7 +762,6 @@ static void member_remove(veil_relay *r, vmember *m)
 
 static void commit_cb(veil_relay *r);
 static int commit_now(veil_relay *r);
-static int store_publishes(veil_relay *r);
 
 /*
  * Group commit: the requests of the next batch_delay microseconds share one
@@ -831,10 +823,9 @@ static void commit_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     ev_idle_start(loop, &r->commit_nowait);
 }
 
-/* A pending item answered when the batch commits, with room for extra octets (a PUBLISH's envelope). */
-static vpend *pend_new_extra(veil_relay *r, vconn *c, const veil_frame *req, size_t extra)
+static vpend *pend_new(veil_relay *r, vconn *c, const veil_frame *req)
 {
-    vpend *p = calloc(1, sizeof *p + extra);
+    vpend *p = calloc(1, sizeof *p);
 
     if (p == NULL) {
         return NULL;
@@ -851,11 +842,6 @@ static vpend *pend_new_extra(veil_relay *r, vconn *c, const veil_frame *req, siz
     r->npend++;
     schedule_commit(r);
     return p;
-}
-
-static vpend *pend_new(veil_relay *r, vconn *c, const veil_frame *req)
-{
-    return pend_new_extra(r, c, req, 0);
 }
 
 static void mark_dirty(veil_relay *r, vroom *x)
@@ -899,15 +885,9 @@ static int finish_batch(veil_relay *r)
     int rc = 0;
     struct timespec t0, t1;
 
-    if (r->store == NULL) {
+    if (r->store == NULL || (!veil_store_in_batch(r->store) && r->pend_head == NULL && r->dirty == NULL)) {
         return 0;
     }
-    if (!veil_store_in_batch(r->store) && r->pend_head == NULL && r->dirty == NULL) {
-        /* Nothing to answer; ends a batch SQLite dropped (the age sweep's), so the next can start. */
-        veil_store_rollback(r->store);
-        return 0;
-    }
-    rc = store_publishes(r);
     if (veil_store_in_batch(r->store)) {
         for (x = r->dirty; x != NULL && rc == 0; x = x->dnext) {
             /*
@@ -934,9 +914,8 @@ static int finish_batch(veil_relay *r)
                 r->m.commit_seconds_max = s;
             }
         }
-    } else if (r->pend_head != NULL || rc != 0) {
+    } else if (r->pend_head != NULL) {
         /* SQLite abandoned the transaction after a failed statement. */
-        veil_store_rollback(r->store);
         rc = VEIL_ESTORE;
     }
     if (rc == 0) {
@@ -1315,15 +1294,13 @@ static void h_leave(veil_relay *r, vconn *c, const veil_frame *f)
     note_ok(c);
 }
 
-/*
- * A PUBLISH is checked here and stored when its batch commits
- * (store_publishes), with the batch's other envelopes in one statement. Its
- * seq is assigned there, so that a re-publish the store recognizes takes none.
- */
 static void h_publish(veil_relay *r, vconn *c, const veil_frame *f)
 {
     vmember *m;
     vroom *x;
+    uint64_t seq;
+    int stored;
+    veil_frame ack, del;
     vpend *p;
 
     if (!need_auth(c, f)) {
@@ -1335,6 +1312,12 @@ static void h_publish(veil_relay *r, vconn *c, const veil_frame *f)
         return;
     }
     x = m->room;
+    memset(&ack, 0, sizeof ack);
+    ack.type = VEIL_FT_ACK;
+    ack.id = f->id;
+    veil_wire_set_bin(&ack, VEIL_WF_ROOM, x->id, 32);
+    veil_wire_set_bin(&ack, VEIL_WF_CMID, f->cmid.p, 16);
+    seq = x->head + 1;
     if (x->num == 0) {
         /* The room's first envelope: it gets its number in the store, in this batch. */
         if (veil_store_room_add(r->store, x->id, (uint64_t)time(NULL), &x->num) != 0) {
@@ -1345,118 +1328,54 @@ static void h_publish(veil_relay *r, vconn *c, const veil_frame *f)
         x->num_new = 1;
         mark_dirty(r, x);
     }
-    p = pend_new_extra(r, c, f, f->env.len);
-    if (p == NULL) {
-        send_error(c, f->id, VEIL_ENOMEM, f->type, NULL);
+    stored = veil_store_env_put(r->store, x->num, seq, f->cmid.p, f->env.p, f->env.len, (uint64_t)time(NULL));
+    if (stored == 1) {
+        /* A re-publish: answer with the original seq, once the batch is durable. */
+        if (veil_store_env_find(r->store, x->num, f->cmid.p, &seq) != 1) {
+            send_error(c, f->id, VEIL_ESTORE, f->type, NULL);
+            store_failed(r);
+            return;
+        }
+        r->m.envelopes_dup++;
+        veil_wire_set_uint(&ack, VEIL_WF_SEQ, seq);
+        veil_wire_set_bool(&ack, VEIL_WF_DUP, true);
+        p = pend_new(r, c, f);
+        if (p == NULL) {
+            send_error(c, f->id, VEIL_ENOMEM, f->type, NULL);
+            return;
+        }
+        p->reply = frame_buf(&ack);
         return;
     }
-    p->publish = true;
-    memcpy(p->cmid, f->cmid.p, 16);
-    memcpy(p->env, f->env.p, f->env.len);
-    p->env_len = (uint32_t)f->env.len;
+    if (stored != 0) {
+        send_error(c, f->id, VEIL_ESTORE, f->type, NULL);
+        store_failed(r);
+        return;
+    }
+    x->head = seq;
+    mark_dirty(r, x);
+    r->m.envelopes_stored++;
+    veil_wire_set_uint(&ack, VEIL_WF_SEQ, seq);
+    veil_wire_set_bool(&ack, VEIL_WF_DUP, false);
+    memset(&del, 0, sizeof del);
+    del.type = VEIL_FT_DELIVER;
+    veil_wire_set_bin(&del, VEIL_WF_ROOM, x->id, 32);
+    veil_wire_set_uint(&del, VEIL_WF_SEQ, seq);
+    veil_wire_set_bin(&del, VEIL_WF_CMID, f->cmid.p, 16);
+    veil_wire_set_bin(&del, VEIL_WF_ENV, f->env.p, f->env.len);
+    p = pend_new(r, c, f);
+    if (p == NULL) {
+        /* The row is in the batch; without a pending item nobody is told: fail the batch. */
+        veil_store_rollback(r->store);
+        send_error(c, f->id, VEIL_ENOMEM, f->type, NULL);
+        store_failed(r);
+        return;
+    }
+    p->reply = frame_buf(&ack);
+    p->deliver = frame_buf(&del);
     p->room = x;
     p->sender = c;
     x->pins++;
-    mark_dirty(r, x);
-}
-
-/* The ACK of a stored PUBLISH (p->seq), and unless it was a re-publish the DELIVER to the room. */
-static int publish_answers(veil_relay *r, vpend *p, bool dup)
-{
-    veil_frame ack, del;
-
-    if (dup) {
-        r->m.envelopes_dup++;
-    } else {
-        r->m.envelopes_stored++;
-        memset(&del, 0, sizeof del);
-        del.type = VEIL_FT_DELIVER;
-        veil_wire_set_bin(&del, VEIL_WF_ROOM, p->room->id, 32);
-        veil_wire_set_uint(&del, VEIL_WF_SEQ, p->seq);
-        veil_wire_set_bin(&del, VEIL_WF_CMID, p->cmid, 16);
-        veil_wire_set_bin(&del, VEIL_WF_ENV, p->env, p->env_len);
-        p->deliver = frame_buf(&del);
-        if (p->deliver == NULL) {
-            /* Stored but deliverable to nobody: fail the batch instead. */
-            return VEIL_ENOMEM;
-        }
-    }
-    memset(&ack, 0, sizeof ack);
-    ack.type = VEIL_FT_ACK;
-    ack.id = p->id;
-    veil_wire_set_bin(&ack, VEIL_WF_ROOM, p->room->id, 32);
-    veil_wire_set_bin(&ack, VEIL_WF_CMID, p->cmid, 16);
-    veil_wire_set_uint(&ack, VEIL_WF_SEQ, p->seq);
-    veil_wire_set_bool(&ack, VEIL_WF_DUP, dup);
-    p->reply = frame_buf(&ack);
-    return 0;
-}
-
-/* One PUBLISH on its own: a re-publish is answered with the seq stored first. */
-static int store_publish(veil_relay *r, vpend *p, uint64_t now)
-{
-    vroom *x = p->room;
-    int stored;
-
-    p->seq = x->head + 1;
-    stored = veil_store_env_put(r->store, x->num, p->seq, p->cmid, p->env, p->env_len, now);
-    if (stored == 1) {
-        if (veil_store_env_find(r->store, x->num, p->cmid, &p->seq) != 1) {
-            return VEIL_ESTORE;
-        }
-    } else if (stored != 0) {
-        return VEIL_ESTORE;
-    } else {
-        x->head = p->seq;
-    }
-    return publish_answers(r, p, stored == 1);
-}
-
-/*
- * Stores the batch's PUBLISHes, in their order of arrival, VEIL_STORE_PUT_MAX
- * to a statement. Each group is first tried as if none were a re-publish
- * (the common case); if the store finds one, that group is stored again one
- * envelope at a time, which assigns seqs to the new envelopes only.
- */
-static int store_publishes(veil_relay *r)
-{
-    veil_store_env e[VEIL_STORE_PUT_MAX];
-    vpend *g[VEIL_STORE_PUT_MAX];
-    vpend *p = r->pend_head;
-    uint64_t now = (uint64_t)time(NULL);
-    size_t n, i;
-    int rc;
-
-    while (p != NULL) {
-        for (n = 0; p != NULL && n < VEIL_STORE_PUT_MAX; p = p->next) {
-            if (p->publish) {
-                p->seq = ++p->room->head;
-                e[n] = (veil_store_env){p->room->num, p->seq, p->cmid, p->env, p->env_len};
-                g[n++] = p;
-            }
-        }
-        if (n == 0) {
-            break;
-        }
-        rc = veil_store_env_put_many(r->store, e, n, now);
-        if (rc == 1) {
-            /* Undo the group's seqs (each room back to its first seq of the group, less one) and go one by one. */
-            for (i = n; i-- > 0;) {
-                g[i]->room->head = g[i]->seq - 1;
-            }
-            for (i = 0, rc = 0; i < n && rc == 0; i++) {
-                rc = store_publish(r, g[i], now);
-            }
-        } else {
-            for (i = 0; i < n && rc == 0; i++) {
-                rc = publish_answers(r, g[i], false);
-            }
-        }
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    return 0;
 }
 
 static void h_ephemeral(veil_relay *r, vconn *c, const veil_frame *f)

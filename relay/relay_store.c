@@ -171,9 +171,7 @@ static const char *const SQL[N_STMTS] = {
 struct veil_store {
     sqlite3 *w, *r;
     sqlite3_stmt *st[N_STMTS];
-    sqlite3_stmt *put_many[VEIL_STORE_PUT_MAX + 1]; /* by row count, prepared on first use */
     bool in_batch;
-    bool lost; /* SQLite dropped the batch's transaction: no new one until veil_store_rollback */
     int version;
     /* WAL checkpoints run on their own thread and connection (see checkpointer()). */
     sqlite3 *ck;
@@ -494,9 +492,6 @@ void veil_store_close(veil_store *s)
     for (i = 0; i < N_STMTS; i++) {
         sqlite3_finalize(s->st[i]);
     }
-    for (i = 0; i <= VEIL_STORE_PUT_MAX; i++) {
-        sqlite3_finalize(s->put_many[i]);
-    }
     checkpointer_stop(s);
     sqlite3_close(s->r);
     sqlite3_close(s->w);
@@ -512,10 +507,6 @@ int veil_store_begin(veil_store *s)
 {
     if (s->in_batch) {
         return 0;
-    }
-    if (s->lost) {
-        /* What the batch did before is gone; its owner must fail it (veil_store_rollback) before the next. */
-        return VEIL_ESTORE;
     }
     stmt(s, W_BEGIN);
     if (run(s, W_BEGIN, "begin") != 0) {
@@ -551,7 +542,6 @@ void veil_store_rollback(veil_store *s)
         (void)run(s, W_ROLLBACK, "rollback");
     }
     s->in_batch = false;
-    s->lost = false;
 }
 
 /* A failed statement inside the batch can make SQLite roll the whole transaction back itself. */
@@ -559,7 +549,6 @@ static int batch_check(veil_store *s, int rc)
 {
     if (rc != 0 && s->in_batch && sqlite3_get_autocommit(s->w)) {
         s->in_batch = false;
-        s->lost = true;
     }
     return rc;
 }
@@ -688,65 +677,6 @@ int veil_store_env_put(veil_store *s, int64_t room, uint64_t seq, const uint8_t 
         return VEIL_ESTORE;
     }
     return batch_check(s, fail(s, s->w, "env_put"));
-}
-
-/* The INSERT of n rows, prepared once per n. */
-static sqlite3_stmt *put_many_stmt(veil_store *s, size_t n)
-{
-    char sql[64 + VEIL_STORE_PUT_MAX * 40];
-    size_t i, o;
-
-    if (s->put_many[n] == NULL) {
-        o = (size_t)snprintf(sql, sizeof sql, "INSERT INTO envelopes (room, seq, cmid, ts, env) VALUES ");
-        for (i = 0; i < n; i++) {
-            /* Row i binds 4i+1..4i+4; all rows share the time, 4n+1. */
-            o += (size_t)snprintf(sql + o, sizeof sql - o, "%s(?%zu,?%zu,?%zu,?%zu,?%zu)", i > 0 ? "," : "",
-                                  4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * n + 1, 4 * i + 4);
-        }
-        if (sqlite3_prepare_v3(s->w, sql, (int)o, SQLITE_PREPARE_PERSISTENT, &s->put_many[n], NULL) != SQLITE_OK) {
-            fail(s, s->w, "prepare");
-            return NULL;
-        }
-    }
-    sqlite3_reset(s->put_many[n]);
-    sqlite3_clear_bindings(s->put_many[n]);
-    return s->put_many[n];
-}
-
-int veil_store_env_put_many(veil_store *s, const veil_store_env *e, size_t n, uint64_t ts)
-{
-    sqlite3_stmt *st;
-    size_t i;
-    int rc;
-
-    if (n == 0 || n > VEIL_STORE_PUT_MAX) {
-        return VEIL_EINVAL;
-    }
-    if (need_batch(s) != 0) {
-        return VEIL_ESTORE;
-    }
-    st = put_many_stmt(s, n);
-    if (st == NULL) {
-        return VEIL_ESTORE;
-    }
-    for (i = 0; i < n; i++) {
-        int k = (int)(4 * i);
-        sqlite3_bind_int64(st, k + 1, e[i].room);
-        sqlite3_bind_int64(st, k + 2, (sqlite3_int64)e[i].seq);
-        sqlite3_bind_blob(st, k + 3, e[i].cmid, 16, SQLITE_STATIC);
-        sqlite3_bind_blob(st, k + 4, e[i].env, (int)e[i].len, SQLITE_STATIC);
-    }
-    sqlite3_bind_int64(st, (int)(4 * n + 1), (sqlite3_int64)ts);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc == SQLITE_DONE) {
-        return 0;
-    }
-    if (rc == SQLITE_CONSTRAINT && !sqlite3_get_autocommit(s->w)) {
-        /* Only the statement was undone. */
-        return 1;
-    }
-    return batch_check(s, fail(s, s->w, "env_put_many"));
 }
 
 int veil_store_env_trim(veil_store *s, int64_t room, uint64_t upto)

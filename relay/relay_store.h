@@ -33,18 +33,12 @@ void veil_store_close(veil_store *s);
 /** Schema version of the opened database. */
 int veil_store_schema_version(veil_store *s);
 
-/**
- * Starts the batch transaction if none is open. After a failed statement made
- * SQLite drop the transaction (everything the batch wrote is gone), it fails
- * until veil_store_rollback: a new transaction must not carry on a batch
- * whose first part was lost.
- */
+/** Starts the batch transaction if none is open. */
 int veil_store_begin(veil_store *s);
 /** True while a batch transaction is open. */
 bool veil_store_in_batch(const veil_store *s);
 /** Commits the batch; on failure it is rolled back. */
 int veil_store_commit(veil_store *s);
-/** Ends the batch, rolled back (also one SQLite already dropped). */
 void veil_store_rollback(veil_store *s);
 
 /* ---- rooms and envelopes ---- */
@@ -70,25 +64,6 @@ int veil_store_env_find(veil_store *s, int64_t room, const uint8_t cmid[16], uin
  */
 int veil_store_env_put(veil_store *s, int64_t room, uint64_t seq, const uint8_t cmid[16], const uint8_t *env,
                        size_t len, uint64_t ts);
-/** One envelope of veil_store_env_put_many. */
-typedef struct veil_store_env {
-    int64_t room;
-    uint64_t seq;
-    const uint8_t *cmid; /* 16 octets */
-    const uint8_t *env;
-    size_t len;
-} veil_store_env;
-
-#define VEIL_STORE_PUT_MAX 32
-/**
- * Stores n (1..VEIL_STORE_PUT_MAX) envelopes in one statement (in the batch):
- * a batch's envelopes cost a third less of SQLite's work than one statement
- * each. 
-eturn 0 all stored; 1 none stored, because one of them conflicts
- * with a stored envelope (a cmid already in its room, or a seq already
- * taken): veil_store_env_put, one by one, tells which; or VEIL_ESTORE.
- */
-int veil_store_env_put_many(veil_store *s, const veil_store_env *e, size_t n, uint64_t ts);
 /** Deletes a room's envelopes with seq <= upto (count retention; in the batch). */
 int veil_store_env_trim(veil_store *s, int64_t room, uint64_t upto);
 

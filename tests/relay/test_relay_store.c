@@ -3,8 +3,7 @@
  * The relay's store on its own (relay_store.c against a real SQLite file in a
  * temporary directory), for what the protocol tests cannot reach: a room's
  * number taken back by a failed batch, rooms kept apart by their numbers, the
- * head of a room the age sweep emptied, idempotent puts, count retention, and
- * many envelopes in one statement.
+ * head of a room the age sweep emptied, idempotent puts and count retention.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -228,76 +227,12 @@ static void test_put_idempotent(void **state)
     assert_int_equal(stored(f->s, nb), 1);
 }
 
-/* Many envelopes in one statement: all stored, or, if one conflicts, none. */
-static void test_put_many(void **state)
-{
-    fixture *f = *state;
-    uint8_t a[32], b[32], cmids[VEIL_STORE_PUT_MAX + 1][16], env[40];
-    veil_store_env e[VEIL_STORE_PUT_MAX + 1];
-    int64_t na, nb;
-    uint64_t seq = 0;
-    size_t i;
-
-    room_id(a, 7);
-    room_id(b, 8);
-    assert_int_equal(veil_store_begin(f->s), 0);
-    assert_int_equal(veil_store_room_add(f->s, a, 1, &na), 0);
-    assert_int_equal(veil_store_room_add(f->s, b, 1, &nb), 0);
-    assert_int_equal(veil_store_commit(f->s), 0);
-    memset(env, 0, sizeof env);
-    /* Rows of two rooms interleaved, as a batch's PUBLISHes arrive; every row's own cmid, seq and body. */
-    for (i = 0; i < VEIL_STORE_PUT_MAX; i++) {
-        int64_t num = i % 2 ? nb : na;
-        cmid_of(cmids[i], num, i / 2 + 1);
-        e[i] = (veil_store_env){ num, i / 2 + 1, cmids[i], env, sizeof env };
-    }
-    assert_int_equal(veil_store_env_put_many(f->s, e, 0, 9), VEIL_EINVAL);
-    assert_int_equal(veil_store_env_put_many(f->s, e, VEIL_STORE_PUT_MAX + 1, 9), VEIL_EINVAL);
-    /* env[0] names the room for check_row: each row points at a body of its own room. */
-    {
-        static uint8_t body[2][40];
-        body[0][0] = (uint8_t)na;
-        body[1][0] = (uint8_t)nb;
-        for (i = 0; i < VEIL_STORE_PUT_MAX; i++) {
-            e[i].env = body[i % 2];
-        }
-        assert_int_equal(veil_store_env_put_many(f->s, e, VEIL_STORE_PUT_MAX, 9), 0);
-        assert_int_equal(veil_store_commit(f->s), 0);
-        assert_int_equal(stored(f->s, na), VEIL_STORE_PUT_MAX / 2);
-        assert_int_equal(stored(f->s, nb), VEIL_STORE_PUT_MAX / 2);
-        cmid_of(cmids[0], nb, 3);
-        assert_int_equal(veil_store_env_find(f->s, nb, cmids[0], &seq), 1);
-        assert_int_equal(seq, 3);
-
-        /* A new row and a re-publish of (nb, 5): nothing stored, and the batch goes on. */
-        cmid_of(cmids[0], na, 100);
-        cmid_of(cmids[1], nb, 5);
-        e[0] = (veil_store_env){ na, VEIL_STORE_PUT_MAX / 2 + 1, cmids[0], body[0], 40 };
-        e[1] = (veil_store_env){ nb, VEIL_STORE_PUT_MAX / 2 + 1, cmids[1], body[1], 40 };
-        assert_int_equal(veil_store_env_put_many(f->s, e, 2, 10), 1);
-        assert_true(veil_store_in_batch(f->s));
-        /* A seq already taken, under a new cmid: the same. */
-        cmid_of(cmids[1], nb, 200);
-        e[1].seq = 4;
-        assert_int_equal(veil_store_env_put_many(f->s, e, 2, 10), 1);
-        /* Without the conflict both go in. */
-        e[1].seq = VEIL_STORE_PUT_MAX / 2 + 1;
-        assert_int_equal(veil_store_env_put_many(f->s, e, 2, 10), 0);
-        assert_int_equal(veil_store_commit(f->s), 0);
-    }
-    assert_int_equal(stored(f->s, na), VEIL_STORE_PUT_MAX / 2 + 1);
-    assert_int_equal(stored(f->s, nb), VEIL_STORE_PUT_MAX / 2 + 1);
-    assert_int_equal(veil_store_env_find(f->s, nb, cmids[1], &seq), 1);
-    assert_int_equal(seq, VEIL_STORE_PUT_MAX / 2 + 1);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_room_numbers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_and_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_idempotent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_put_many, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
