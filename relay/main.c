@@ -88,6 +88,12 @@ int main(int argc, char **argv)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
+    /*
+     * A write past the file size limit (ulimit -f) then fails with EFBIG, as
+     * one on a full disk fails with ENOSPC: the batch is answered VEIL_ESTORE
+     * and the relay serves on, instead of being killed mid-write.
+     */
+    sigaction(SIGXFSZ, &sa, NULL);
 
     rc = veil_relay_create(&g_relay, &cfg);
     if (rc != 0) {

@@ -4,7 +4,9 @@
  * load, kill -9, restart on the same SQLite file; every acknowledged envelope
  * is there with its sequence number, sequence numbers are contiguous, nothing
  * is duplicated, and clients reconnect and catch up. Also the clean shutdown
- * on SIGTERM.
+ * on SIGTERM, and a store that cannot write (a full disk): the batch is
+ * answered VEIL_ESTORE, nothing of it is stored or delivered, and the relay
+ * serves on once it can write again.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -305,6 +308,81 @@ static void test_sigterm_commits_and_closes(void **state)
 
 
 /* A database left by a relay of schema version 1 is migrated in place (to 4) and keeps serving its envelopes. */
+/* The relay's file size limit (RLIMIT_FSIZE), as `ulimit -f` or a full disk would leave its writes: EFBIG. */
+static void relay_fsize(const th_relay *r, rlim_t max)
+{
+    struct rlimit lim = { max, RLIM_INFINITY };
+
+    assert_int_equal(prlimit(r->pid, RLIMIT_FSIZE, &lim, NULL), 0);
+}
+
+static void test_store_cannot_write(void **state)
+{
+    th_relay r;
+    tc *a, *b;
+    tc_id ida, idb;
+    tc_room room;
+    veil_frame f;
+    uint8_t cmid[16], env[100];
+    uint32_t i;
+
+    (void)state;
+    th_relay_start(&r, NULL);
+    tc_id_from_seed(&ida, 1);
+    tc_id_from_seed(&idb, 2);
+    tc_room_from_secret(&room, 31);
+    a = tc_connect(&r);
+    b = tc_connect(&r);
+    tc_auth(a, &ida);
+    tc_auth(b, &idb);
+    tc_join(a, &room, (const uint8_t *)"a", 1, -1, NULL);
+    tc_join(b, &room, (const uint8_t *)"b", 1, -1, NULL);
+    tc_expect(a, VEIL_FT_PRESENCE, &f);
+    memset(env, 0x42, sizeof env);
+    memset(cmid, 0, sizeof cmid);
+
+    cmid[15] = 1;
+    tc_publish(a, 1, &room, cmid, env, sizeof env);
+    tc_expect(a, VEIL_FT_ACK, &f);
+    assert_int_equal(f.seq, 1);
+    tc_expect(b, VEIL_FT_DELIVER, &f);
+
+    /* No write beyond the file's first octet: the WAL cannot take the batch. */
+    relay_fsize(&r, 1);
+    for (i = 2; i <= 3; i++) {
+        cmid[15] = (uint8_t)i;
+        tc_publish(a, i, &room, cmid, env, sizeof env);
+        tc_expect_error(a, i, VEIL_ESTORE);
+    }
+    tc_expect_silence(b, 200);
+    relay_fsize(&r, RLIM_INFINITY);
+
+    /* Writable again: the failed envelopes took no seq; a retry of one is new. */
+    cmid[15] = 2;
+    tc_publish(a, 4, &room, cmid, env, sizeof env);
+    tc_expect(a, VEIL_FT_ACK, &f);
+    assert_int_equal(f.seq, 2);
+    assert_false(f.dup);
+    tc_expect(b, VEIL_FT_DELIVER, &f);
+    assert_int_equal(f.seq, 2);
+    assert_memory_equal(f.cmid.p, cmid, 16);
+    assert_true(th_metric(&r, "veil_store_commit_failures_total") >= 1);
+    tc_free(a);
+    tc_free(b);
+    /* It still shuts down cleanly, and seq 2 is on file. */
+    {
+        int st = th_relay_signal(&r, SIGTERM);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    th_relay_restart(&r);
+    a = tc_connect(&r);
+    tc_auth(a, &ida);
+    tc_join(a, &room, (const uint8_t *)"a", 1, 0, &f);
+    assert_int_equal(f.head, 2);
+    tc_free(a);
+    th_relay_stop(&r);
+}
+
 static void test_schema_migration_from_v1(void **state)
 {
     static const char *const v1 =
@@ -438,6 +516,7 @@ int main(int argc, char **argv)
         TH_TEST(test_kill9_durability),
         TH_TEST(test_sigterm_commits_and_closes),
         TH_TEST(test_schema_migration_from_v1),
+        TH_TEST(test_store_cannot_write),
     };
 
     th_init(argc, argv);
