@@ -311,8 +311,11 @@ static void test_sigterm_commits_and_closes(void **state)
 /* The relay's file size limit (RLIMIT_FSIZE), as `ulimit -f` or a full disk would leave its writes: EFBIG. */
 static void relay_fsize(const th_relay *r, rlim_t max)
 {
-    struct rlimit lim = { max, RLIM_INFINITY };
+    struct rlimit lim;
 
+    /* The soft limit only, never above the hard one (raising that takes privilege). */
+    assert_int_equal(prlimit(r->pid, RLIMIT_FSIZE, NULL, &lim), 0);
+    lim.rlim_cur = lim.rlim_max == RLIM_INFINITY || max < lim.rlim_max ? max : lim.rlim_max;
     assert_int_equal(prlimit(r->pid, RLIMIT_FSIZE, &lim, NULL), 0);
 }
 
