@@ -699,6 +699,29 @@ void tc_join(tc *c, const tc_room *room, const uint8_t *tag, size_t tag_len, int
     }
 }
 
+void tc_two_members(const th_relay *r, uint8_t seed_a, uint8_t seed_b, uint8_t secret, tc **a, tc **b, tc_room *room)
+{
+    static const uint8_t tag_a = 0xa1, tag_b = 0xb2;
+    tc_id ida, idb;
+    veil_frame f;
+
+    tc_id_from_seed(&ida, seed_a);
+    tc_id_from_seed(&idb, seed_b);
+    tc_room_from_secret(room, secret);
+    *a = tc_connect(r);
+    *b = tc_connect(r);
+    tc_auth(*a, &ida);
+    tc_auth(*b, &idb);
+    tc_join(*a, room, &tag_a, 1, -1, NULL);
+    tc_join(*b, room, &tag_b, 1, -1, NULL);
+    tc_expect(*a, VEIL_FT_PRESENCE, &f);
+    assert_int_equal(f.id, 0);
+    assert_memory_equal(f.room.p, room->id, 32);
+    assert_int_equal(f.tag.len, 1);
+    assert_int_equal(f.tag.p[0], tag_b);
+    assert_true(f.on);
+}
+
 void tc_publish(tc *c, uint32_t id, const tc_room *room, const uint8_t cmid[16], const uint8_t *env, size_t len)
 {
     veil_frame f;

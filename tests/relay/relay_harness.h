@@ -117,6 +117,12 @@ const uint8_t *tc_nonce(const tc *c);
 void tc_auth(tc *c, const tc_id *id);
 /** JOIN with a valid proof; since < 0 means no `since`. Expects JOINED, returns it in *out if non-NULL (valid until next recv). */
 void tc_join(tc *c, const tc_room *room, const uint8_t *tag, size_t tag_len, int64_t since, veil_frame *out);
+/**
+ * Two members of one room: connects, authenticates as the identities of
+ * seed_a and seed_b, and joins them to the room of `secret` with the tags
+ * 0xa1 and 0xb2 (a first); checks the PRESENCE of b that a gets.
+ */
+void tc_two_members(const th_relay *r, uint8_t seed_a, uint8_t seed_b, uint8_t secret, tc **a, tc **b, tc_room *room);
 /** Sends a PUBLISH (id = request id); does not wait. */
 void tc_publish(tc *c, uint32_t id, const tc_room *room, const uint8_t cmid[16], const uint8_t *env, size_t len);
 /** A fresh request id per connection. */

@@ -18,7 +18,8 @@
 
 #include "relay_harness.h"
 
-static const uint8_t TAG_A[] = { 0xa1 }, TAG_B[] = { 0xb2 };
+/* tc_two_members' tag for its second member, who rejoins here. */
+static const uint8_t TAG_B[] = { 0xb2 };
 
 /* A bystander that must keep working: publishes and sees its peer's delivery. */
 typedef struct bystander {
@@ -29,19 +30,7 @@ typedef struct bystander {
 
 static void bystander_start(bystander *s, const th_relay *r)
 {
-    tc_id ida, idb;
-    veil_frame f;
-
-    tc_id_from_seed(&ida, 11);
-    tc_id_from_seed(&idb, 12);
-    tc_room_from_secret(&s->room, 42);
-    s->a = tc_connect(r);
-    s->b = tc_connect(r);
-    tc_auth(s->a, &ida);
-    tc_auth(s->b, &idb);
-    tc_join(s->a, &s->room, TAG_A, 1, -1, NULL);
-    tc_join(s->b, &s->room, TAG_B, 1, -1, NULL);
-    tc_expect(s->a, VEIL_FT_PRESENCE, &f);
+    tc_two_members(r, 11, 12, 42, &s->a, &s->b, &s->room);
     s->n = 0;
 }
 
@@ -336,7 +325,7 @@ static void test_slow_consumer(void **state)
                                          "--burst", "100000", NULL };
     th_relay r;
     tc *a, *b, *b2;
-    tc_id ida, idb;
+    tc_id idb;
     tc_room room;
     veil_frame f;
     static uint8_t env[8000];
@@ -347,16 +336,7 @@ static void test_slow_consumer(void **state)
 
     (void)state;
     th_relay_start(&r, flags);
-    tc_id_from_seed(&ida, 1);
-    tc_id_from_seed(&idb, 2);
-    tc_room_from_secret(&room, 3);
-    a = tc_connect(&r);
-    b = tc_connect(&r);
-    tc_auth(a, &ida);
-    tc_auth(b, &idb);
-    tc_join(a, &room, TAG_A, 1, -1, NULL);
-    tc_join(b, &room, TAG_B, 1, -1, NULL);
-    tc_expect(a, VEIL_FT_PRESENCE, &f);
+    tc_two_members(&r, 1, 2, 3, &a, &b, &room);
     /* b stops reading; a publishes until the relay gives up on b (at most 4000 x 8000 octets). */
     tc_rx(b, 0);
     end = th_now_ms() + 60000;
@@ -398,6 +378,7 @@ static void test_slow_consumer(void **state)
     assert_true(last < head);
     /* It comes back and catches up by sequence number. */
     b2 = tc_connect(&r);
+    tc_id_from_seed(&idb, 2);
     tc_auth(b2, &idb);
     tc_join(b2, &room, TAG_B, 1, (int64_t)last, &f);
     assert_int_equal(f.head, head);

@@ -323,7 +323,7 @@ static void test_store_cannot_write(void **state)
 {
     th_relay r;
     tc *a, *b;
-    tc_id ida, idb;
+    tc_id ida;
     tc_room room;
     veil_frame f;
     uint8_t cmid[16], env[100];
@@ -331,16 +331,7 @@ static void test_store_cannot_write(void **state)
 
     (void)state;
     th_relay_start(&r, NULL);
-    tc_id_from_seed(&ida, 1);
-    tc_id_from_seed(&idb, 2);
-    tc_room_from_secret(&room, 31);
-    a = tc_connect(&r);
-    b = tc_connect(&r);
-    tc_auth(a, &ida);
-    tc_auth(b, &idb);
-    tc_join(a, &room, (const uint8_t *)"a", 1, -1, NULL);
-    tc_join(b, &room, (const uint8_t *)"b", 1, -1, NULL);
-    tc_expect(a, VEIL_FT_PRESENCE, &f);
+    tc_two_members(&r, 1, 2, 31, &a, &b, &room);
     memset(env, 0x42, sizeof env);
     memset(cmid, 0, sizeof cmid);
 
@@ -379,6 +370,7 @@ static void test_store_cannot_write(void **state)
     }
     th_relay_restart(&r);
     a = tc_connect(&r);
+    tc_id_from_seed(&ida, 1);
     tc_auth(a, &ida);
     tc_join(a, &room, (const uint8_t *)"a", 1, 0, &f);
     assert_int_equal(f.head, 2);

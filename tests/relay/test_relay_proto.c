@@ -360,23 +360,6 @@ static void test_presence(void **state)
 
 /* ------------------------------------------------------------------ publish */
 
-/* a (identity 1, tag A) and b (identity 2, tag B) joined to the room of secret 7; a has seen b arrive. */
-static void two_members(th_relay *r, tc **a, tc **b, tc_room *room)
-{
-    tc_id ida, idb;
-
-    tc_id_from_seed(&ida, 1);
-    tc_id_from_seed(&idb, 2);
-    tc_room_from_secret(room, 7);
-    *a = tc_connect(r);
-    *b = tc_connect(r);
-    tc_auth(*a, &ida);
-    tc_auth(*b, &idb);
-    tc_join(*a, room, TAG_A, 1, -1, NULL);
-    tc_join(*b, room, TAG_B, 2, -1, NULL);
-    expect_presence(*a, room, TAG_B, 2, true);
-}
-
 /*
  * PUBLISHes that share a batch (SPEC.md 9.12): a re-publish among them, of an
  * envelope of the same batch or of one stored before, gets the first seq,
@@ -416,7 +399,7 @@ static void test_publish_batch_republish(void **state)
 
     (void)state;
     th_relay_start(&r, flags);
-    two_members(&r, &a, &b, &room);
+    tc_two_members(&r, 1, 2, 7, &a, &b, &room);
     for (k = 0; k < 2; k++) {
         commits = th_metric(&r, "veil_store_commits_total");
         for (i = 0; i < 4 && step[k][i].n != 0; i++) {
@@ -457,7 +440,7 @@ static void test_publish_ack_deliver_idempotent(void **state)
 
     (void)state;
     th_relay_start(&r, NULL);
-    two_members(&r, &a, &b, &room);
+    tc_two_members(&r, 1, 2, 7, &a, &b, &room);
     tc_room_from_secret(&other, 8);
 
     for (i = 1; i <= 3; i++) {
