@@ -1863,7 +1863,7 @@ static void on_frame(veil_relay *r, vconn *c, const uint8_t *in, size_t len)
     }
     if (!take_token(r, c)) {
         send_error(c, f.id, VEIL_ERATE, f.type, NULL);
-        if (++c->refusals_row > r->cfg.burst) {
+        if (++c->refusals_row >= r->cfg.burst) {
             r->m.close_policy++;
             begin_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit flood");
         }
