@@ -163,7 +163,12 @@ static void usage(FILE *out)
             memcpy(&x, b, sizeof x);
             snprintf(def, sizeof def, "%llu", (unsigned long long)x);
         }
-        fprintf(out, "  --%-18s %s (default: %s)\n", o->name, o->help, def[0] ? def : "none");
+        if (o->kind == O_STR) {
+            fprintf(out, "  --%-18s %s (default: %s)\n", o->name, o->help, def[0] ? def : "none");
+        } else {
+            fprintf(out, "  --%-18s %s (default: %s; %llu..%llu)\n", o->name, o->help, def,
+                    (unsigned long long)o->min, (unsigned long long)o->max);
+        }
     }
     fprintf(out, "  --%-18s %s\n  --%-18s %s\n", "help", "this text", "version", "the version");
 }

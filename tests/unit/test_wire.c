@@ -22,6 +22,11 @@ static uint8_t buf[1 << 16];
 #define SPEC_HELLO_HEX \
     "86a17601a17401a2696400a56e6f6e6365c4200707070707070707070707070707070707070707070707070707070707" \
     "070707a96d61785f6672616d65ce00011400a76d61785f656e76ce00011000"
+/* The same HELLO with the optional srv that veil-relay 0.1.0 adds (relay/relay.c). */
+#define SPEC_HELLO_SRV_HEX \
+    "87a17601a17401a2696400a56e6f6e6365c4200707070707070707070707070707070707070707070707070707070707" \
+    "070707a96d61785f6672616d65ce00011400a76d61785f656e76ce00011000a3737276b07665696c2d72656c61792f30" \
+    "2e312e30"
 #define SPEC_AUTH_HEX \
     "85a17601a17410a2696401a2696bc4208a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c" \
     "a3736967c44014611bcf1f77d4b6807e725d1973ddb00df4fb0724080274c48cf31d3fedbe653498bfbea4bb1249427b" \
@@ -561,6 +566,9 @@ static void test_spec_examples(void **state)
     veil_wire_set_uint(&f, VEIL_WF_MAX_ENV, 69632);
     len = encode_ok(&f, buf, sizeof buf);
     assert_hex(buf, len, SPEC_HELLO_HEX);
+    veil_wire_set_str(&f, VEIL_WF_SRV, "veil-relay/0.1.0");
+    len = encode_ok(&f, buf, sizeof buf);
+    assert_hex(buf, len, SPEC_HELLO_SRV_HEX);
 
     /* AUTH: sig over "veil-relay-auth-v1" || nonce || ik. */
     memcpy(msgb, "veil-relay-auth-v1", 18);
