@@ -86,6 +86,7 @@ test('SPEC.md 9.13 examples, recomputed with Node crypto and @msgpack/msgpack', 
   // so writing the keys in SPEC.md 9.4 order must give the relay's octets exactly.
   const cases = {
     HELLO: { v: 1, t: T.HELLO, id: 0, nonce, max_frame: 70656, max_env: 69632 },
+    'HELLO+srv': { v: 1, t: T.HELLO, id: 0, nonce, max_frame: 70656, max_env: 69632, srv: 'veil-relay/0.1.0' },
     AUTH: { v: 1, t: T.AUTH, id: 1, ik: id.pk, sig: authSig(id, nonce) },
     JOIN: { v: 1, t: T.JOIN, id: 2, room: room.id, apk: room.access.pk, sig: joinSig(room, nonce),
       tag: new Uint8Array([0xaa]), since: 0 },
@@ -148,6 +149,7 @@ class Client {
     c.nextId = 1;
     c.ws.on('message', (data, isBinary) => {
       assert.ok(isBinary, 'the relay sends binary messages only');
+      if (c.helloRaw === undefined) c.helloRaw = Buffer.from(data);
       c.frames.push(decode(data));
       c.wake();
     });
@@ -209,6 +211,12 @@ test('plain ws + msgpack: auth, rooms, presence, publish, deliver, catch-up, his
   const b = await Client.open();
   assert.equal(a.hello.nonce.length, 32);
   assert.equal(a.hello.max_frame, 70656);
+  // The relay's own HELLO octets are SPEC.md 9.13's HELLO+srv once the nonce is replaced.
+  const at = a.helloRaw.indexOf(Buffer.from(a.hello.nonce));
+  assert.ok(at > 0);
+  const helloSpec = Buffer.from(a.helloRaw);
+  helloSpec.fill(7, at, at + 32);
+  assert.equal(hex(helloSpec), specHex('HELLO+srv'), "the relay's HELLO is SPEC.md 9.13's HELLO+srv");
   await a.auth(alice);
   await b.auth(bob);
   const ja = await a.join(room, new Uint8Array([1]));
