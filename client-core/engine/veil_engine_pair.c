@@ -557,6 +557,11 @@ int veil__pair_decrypt(veil_engine *e, uint64_t now, const uint8_t *env, size_t 
                 uint16_t idx = c->sess[k];
                 if (idx != VEIL__NONE && !e->sessions[idx].initiator &&
                     memcmp(e->sessions[idx].ek_pk, hdr.ek_pk, VEIL_KEY_BYTES) == 0) {
+                    /* A session from before the change is no way around it (SPEC.md 13.2). */
+                    if (c->flags & VEIL_CONTACT_KEY_CHANGED) {
+                        veil__alert(e, VEIL_ALERT_KEY_CHANGED, room, ik, seq, 0);
+                        return VEIL_ESTATE;
+                    }
                     rc = veil_session_decrypt(&e->sessions[idx].s, pt, VEIL_ENV_MAX_BYTES, pt_len, msg, msg_len);
                     if (rc != 0) {
                         veil__alert(e, alert_for(rc), room, ik, seq, 0);
