@@ -150,7 +150,7 @@ static void usage(FILE *out)
     for (i = 0; i < NOPTS; i++) {
         const opt *o = &OPTS[i];
         const uint8_t *b = (const uint8_t *)&d + o->off;
-        char def[64];
+        char def[64], range[48];
 
         if (o->kind == O_STR) {
             snprintf(def, sizeof def, "%s", (const char *)b);
@@ -163,12 +163,11 @@ static void usage(FILE *out)
             memcpy(&x, b, sizeof x);
             snprintf(def, sizeof def, "%llu", (unsigned long long)x);
         }
-        if (o->kind == O_STR) {
-            fprintf(out, "  --%-18s %s (default: %s)\n", o->name, o->help, def[0] ? def : "none");
-        } else {
-            fprintf(out, "  --%-18s %s (default: %s; %llu..%llu)\n", o->name, o->help, def,
-                    (unsigned long long)o->min, (unsigned long long)o->max);
+        range[0] = '\0';
+        if (o->kind != O_STR) {
+            snprintf(range, sizeof range, "; %llu..%llu", (unsigned long long)o->min, (unsigned long long)o->max);
         }
+        fprintf(out, "  --%-18s %s (default: %s%s)\n", o->name, o->help, def[0] ? def : "none", range);
     }
     fprintf(out, "  --%-18s %s\n  --%-18s %s\n", "help", "this text", "version", "the version");
 }

@@ -701,7 +701,7 @@ void tc_join(tc *c, const tc_room *room, const uint8_t *tag, size_t tag_len, int
 
 void tc_two_members(const th_relay *r, uint8_t seed_a, uint8_t seed_b, uint8_t secret, tc **a, tc **b, tc_room *room)
 {
-    static const uint8_t tag_a = 0xa1, tag_b = 0xb2;
+    static const uint8_t tag_a = TC_TAG_A, tag_b = TC_TAG_B;
     tc_id ida, idb;
     veil_frame f;
 

@@ -117,10 +117,13 @@ const uint8_t *tc_nonce(const tc *c);
 void tc_auth(tc *c, const tc_id *id);
 /** JOIN with a valid proof; since < 0 means no `since`. Expects JOINED, returns it in *out if non-NULL (valid until next recv). */
 void tc_join(tc *c, const tc_room *room, const uint8_t *tag, size_t tag_len, int64_t since, veil_frame *out);
+/** The one-octet presence tags of tc_two_members' first and second member. */
+#define TC_TAG_A 0xa1
+#define TC_TAG_B 0xb2
 /**
  * Two members of one room: connects, authenticates as the identities of
  * seed_a and seed_b, and joins them to the room of `secret` with the tags
- * 0xa1 and 0xb2 (a first); checks the PRESENCE of b that a gets.
+ * TC_TAG_A and TC_TAG_B (a first); checks the PRESENCE of b that a gets.
  */
 void tc_two_members(const th_relay *r, uint8_t seed_a, uint8_t seed_b, uint8_t secret, tc **a, tc **b, tc_room *room);
 /** Sends a PUBLISH (id = request id); does not wait. */

@@ -19,7 +19,7 @@
 #include "relay_harness.h"
 
 /* tc_two_members' tag for its second member, who rejoins here. */
-static const uint8_t TAG_B[] = { 0xb2 };
+static const uint8_t TAG_B[] = { TC_TAG_B };
 
 /* A bystander that must keep working: publishes and sees its peer's delivery. */
 typedef struct bystander {

@@ -307,7 +307,6 @@ static void test_sigterm_commits_and_closes(void **state)
 }
 
 
-/* A database left by a relay of schema version 1 is migrated in place (to 4) and keeps serving its envelopes. */
 /* The relay's file size limit (RLIMIT_FSIZE), as `ulimit -f` or a full disk would leave its writes: EFBIG. */
 static void relay_fsize(const th_relay *r, rlim_t max)
 {
@@ -378,6 +377,7 @@ static void test_store_cannot_write(void **state)
     th_relay_stop(&r);
 }
 
+/* A database left by a relay of schema version 1 is migrated in place (to 4) and keeps serving its envelopes. */
 static void test_schema_migration_from_v1(void **state)
 {
     static const char *const v1 =
